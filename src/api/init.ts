@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { Hono } from 'hono';
+import { safeEqual } from '../auth/token.js';
+import type { ServiceDeps } from '../services/context.js';
+import { ENVD_COMPAT_VERSION } from '../state.js';
+import type { Env } from './app.js';
+
+export interface InitBody {
+  envVars?: Record<string, string>;
+  accessToken?: string;
+  defaultUser?: string;
+  defaultWorkdir?: string;
+  timestamp?: string;
+}
+
+/** Validates the `/init` JSON; returns the reason it is malformed, or the typed body. */
+export function parseInitBody(raw: unknown): InitBody | string {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return 'body must be a JSON object';
+  const b = raw as Record<string, unknown>;
+  if (b.envVars !== undefined) {
+    if (b.envVars === null || typeof b.envVars !== 'object' || Array.isArray(b.envVars)) return 'envVars must be an object of strings';
+    for (const [k, v] of Object.entries(b.envVars)) if (typeof v !== 'string') return `envVars.${k} must be a string`;
+  }
+  for (const key of ['accessToken', 'defaultUser', 'defaultWorkdir', 'timestamp', 'hyperloopIP'] as const) {
+    if (b[key] !== undefined && b[key] !== null && typeof b[key] !== 'string') return `${key} must be a string`;
+  }
+  if (b.accessToken === '') return 'empty token not allowed';
+  if (typeof b.timestamp === 'string' && Number.isNaN(Date.parse(b.timestamp))) return `timestamp '${b.timestamp}' is not an RFC 3339 date-time`;
+  return b as InitBody;
+}
+
+/** Nanoseconds since the epoch of an RFC 3339 timestamp, keeping sub-millisecond digits. */
+export function timestampNs(ts: string): bigint {
+  const ms = BigInt(Date.parse(ts));
+  const frac = /\.(\d+)/.exec(ts)?.[1] ?? '';
+  const subMs = BigInt((frac.slice(3, 9) || '0').padEnd(6, '0'));
+  return ms * 1_000_000n + subMs;
+}
+
+/** Sets the system clock from the orchestrator's time when far off; only root can, and failure is only logged. */
+function syncClock(deps: ServiceDeps, ts: string): void {
+  const target = Date.parse(ts);
+  const now = Date.now();
+  if (!(now < target - 50 || now > target + 5000)) return;
+  if (process.getuid?.() !== 0) return;
+  const child = spawn('date', ['-u', '-s', `@${(target / 1000).toFixed(3)}`], { stdio: 'ignore' });
+  child.on('error', (err) => deps.logger.warn({ err }, 'could not set the clock'));
+  child.on('exit', (code) => {
+    if (code !== 0) deps.logger.warn({ code }, 'could not set the clock');
+  });
+}
+
+export function initRoutes(deps: ServiceDeps): Hono<Env> {
+  return new Hono<Env>().post('/init', async (c) => {
+    c.header('X-Envd-Version', ENVD_COMPAT_VERSION);
+    c.header('Cache-Control', 'no-store');
+    const text = await c.req.text();
+    let parsed: InitBody | string = {};
+    if (text.trim() !== '') {
+      try {
+        parsed = parseInitBody(JSON.parse(text));
+      } catch {
+        parsed = 'body is not valid JSON';
+      }
+    }
+    if (typeof parsed === 'string') return c.text(parsed, 400);
+    const body = parsed;
+    const { state } = deps;
+
+    if (body.timestamp) {
+      const ns = timestampNs(body.timestamp);
+      // A stale or repeated init (retried by the orchestrator) is skipped, still answered 204.
+      if (ns <= state.lastInitNs) return c.body(null, 204);
+    }
+    if (state.accessToken !== undefined) {
+      if (body.accessToken === undefined || body.accessToken === null) return c.text('access token reset not authorized', 401);
+      if (!safeEqual(body.accessToken, state.accessToken)) return c.text('access token validation failed', 401);
+    }
+    if (body.timestamp) {
+      state.lastInitNs = timestampNs(body.timestamp);
+      syncClock(deps, body.timestamp);
+    }
+    for (const [k, v] of Object.entries(body.envVars ?? {})) state.envVars.set(k, v);
+    if (body.accessToken) state.accessToken = body.accessToken;
+    if (body.defaultUser) state.defaultUser = body.defaultUser;
+    if (body.defaultWorkdir) state.defaultWorkdir = body.defaultWorkdir;
+    deps.logger.info({ defaultUser: state.defaultUser, defaultWorkdir: state.defaultWorkdir, envVars: Object.keys(body.envVars ?? {}) }, 'init applied');
+    return c.body(null, 204);
+  });
+}

@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+
+export interface Config {
+  port: number;
+  gatewayPort: number;
+  /** Hosts to bind; loopback (IPv4 and IPv6) unless --host says otherwise. */
+  hosts: string[];
+  user: string;
+  workdir: string | undefined;
+  accessToken: string | undefined;
+  gatewayToken: string | undefined;
+  instanceNonce: string | undefined;
+  logLevel: string;
+}
+
+export const USAGE = `sandboxd: envd-compatible sandbox daemon with an MCP gateway
+
+Usage: sandboxd [options]
+
+  --port <n>            envd face port (default 49983)
+  --gateway-port <n>    MCP gateway port (default 5600; 0 turns the gateway off)
+  --host <addr>         address to bind (default: loopback, 127.0.0.1 and ::1);
+                        use '::' for every interface
+  --user <name>         default user for requests without one (default root)
+  --workdir <dir>       default working directory (default: the user's home)
+  --access-token <t>    require X-Access-Token from the start (env SANDBOXD_ACCESS_TOKEN)
+  --gateway-token <t>   require 'Authorization: Bearer <t>' on the gateway (env SANDBOXD_GATEWAY_TOKEN)
+  --instance-nonce <n>  gateway /health answers {"status":"ok","instance_nonce":"<n>"}
+  --log-level <level>   pino log level (default info)
+  --version             print the version and exit
+  --help                print this help and exit
+`;
+
+export class UsageError extends Error {}
+
+function parsePort(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new UsageError(`${flag} '${value}' is not a port number (0-65535)`);
+  }
+  return n;
+}
+
+export type ParsedArgs = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        'gateway-port': { type: 'string' },
+        host: { type: 'string', multiple: true },
+        user: { type: 'string' },
+        workdir: { type: 'string' },
+        'access-token': { type: 'string' },
+        'gateway-token': { type: 'string' },
+        'instance-nonce': { type: 'string' },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+  return {
+    kind: 'run',
+    config: {
+      port: parsePort('--port', values.port, 49983),
+      gatewayPort: parsePort('--gateway-port', values['gateway-port'], 5600),
+      hosts: values.host && values.host.length > 0 ? values.host : ['127.0.0.1', '::1'],
+      user: values.user ?? 'root',
+      workdir: values.workdir,
+      accessToken: values['access-token'] ?? (env.SANDBOXD_ACCESS_TOKEN || undefined),
+      gatewayToken: values['gateway-token'] ?? (env.SANDBOXD_GATEWAY_TOKEN || undefined),
+      instanceNonce: values['instance-nonce'],
+      logLevel: values['log-level'] ?? env.SANDBOXD_LOG_LEVEL ?? 'info',
+    },
+  };
+}
+
+/** True when every bound host is a loopback address. */
+export function isLoopbackOnly(hosts: string[]): boolean {
+  return hosts.every((h) => h === 'localhost' || h === '::1' || /^127\./.test(h));
+}

@@ -1,0 +1,12 @@
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { DaemonState } from '../state.js';
+import type { UserDb } from '../system/users.js';
+
+/** What every RPC service and HTTP route needs from the daemon. */
+export interface ServiceDeps {
+  config: Config;
+  state: DaemonState;
+  users: UserDb;
+  logger: Logger;
+}

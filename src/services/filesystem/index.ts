@@ -1,0 +1,13 @@
+import type { ServiceImpl } from '@connectrpc/connect';
+import { Filesystem } from '../../gen/filesystem/filesystem_pb.js';
+import type { ServiceDeps } from '../context.js';
+import { FilesystemContext } from './context.js';
+import { stat } from './stat.js';
+
+/** The `filesystem.Filesystem` service; methods not listed answer `unimplemented`. */
+export function filesystemService(deps: ServiceDeps): Partial<ServiceImpl<typeof Filesystem>> {
+  const fs = new FilesystemContext(deps);
+  return {
+    stat: (req, ctx) => stat(fs, req, ctx),
+  };
+}

@@ -1,0 +1,112 @@
+import { readFileSync, statSync } from 'node:fs';
+
+export interface User {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  /** Supplementary group ids (from /etc/group), including the primary gid. */
+  groups: number[];
+}
+
+interface Db {
+  users: Map<string, User>;
+  userNames: Map<number, string>;
+  groupNames: Map<number, string>;
+  stamp: string;
+}
+
+export class UserNotFoundError extends Error {
+  constructor(readonly username: string) {
+    super(`user '${username}' not found`);
+  }
+}
+
+/**
+ * Users and groups from passwd/group files. The files are re-read when they change,
+ * so users added while the daemon runs (useradd in a sandbox) are found.
+ */
+export class UserDb {
+  private db: Db | undefined;
+
+  constructor(
+    private readonly passwdPath = '/etc/passwd',
+    private readonly groupPath = '/etc/group',
+  ) {}
+
+  private stamp(): string {
+    const parts: string[] = [];
+    for (const p of [this.passwdPath, this.groupPath]) {
+      try {
+        const st = statSync(p);
+        parts.push(`${st.mtimeMs}:${st.size}:${st.ino}`);
+      } catch {
+        parts.push('-');
+      }
+    }
+    return parts.join('|');
+  }
+
+  private load(): Db {
+    const stamp = this.stamp();
+    if (this.db && this.db.stamp === stamp) return this.db;
+    const users = new Map<string, User>();
+    const userNames = new Map<number, string>();
+    const groupNames = new Map<number, string>();
+    const membersOf = new Map<string, number[]>();
+    for (const line of readLines(this.groupPath)) {
+      const [name, , gidText, members] = line.split(':');
+      const gid = Number(gidText);
+      if (!name || !Number.isInteger(gid)) continue;
+      if (!groupNames.has(gid)) groupNames.set(gid, name);
+      for (const m of (members ?? '').split(',').filter(Boolean)) {
+        const list = membersOf.get(m) ?? [];
+        list.push(gid);
+        membersOf.set(m, list);
+      }
+    }
+    for (const line of readLines(this.passwdPath)) {
+      const [name, , uidText, gidText, , home, shell] = line.split(':');
+      const uid = Number(uidText);
+      const gid = Number(gidText);
+      if (!name || !Number.isInteger(uid) || !Number.isInteger(gid)) continue;
+      const groups = [gid, ...(membersOf.get(name) ?? []).filter((g) => g !== gid)];
+      if (!users.has(name)) users.set(name, { name, uid, gid, home: home || '/', shell: shell || '/bin/sh', groups });
+      if (!userNames.has(uid)) userNames.set(uid, name);
+    }
+    this.db = { users, userNames, groupNames, stamp };
+    return this.db;
+  }
+
+  /** The named user; throws UserNotFoundError. */
+  lookup(name: string): User {
+    const user = this.load().users.get(name);
+    if (!user) throw new UserNotFoundError(name);
+    return user;
+  }
+
+  exists(name: string): boolean {
+    return this.load().users.has(name);
+  }
+
+  /** Name for a uid, or the number as text (as `ls -l` shows unknown owners). */
+  userName(uid: number): string {
+    return this.load().userNames.get(uid) ?? String(uid);
+  }
+
+  groupName(gid: number): string {
+    return this.load().groupNames.get(gid) ?? String(gid);
+  }
+}
+
+function readLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ENTRY = path.join(ROOT, 'dist/main.js');
+
+export interface RunningDaemon {
+  child: ChildProcess;
+  port: number;
+  gatewayPort: number | undefined;
+  url: string;
+  gatewayUrl: string;
+  logs: Record<string, unknown>[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface DaemonOptions {
+  /** envd port; 0 (the default) picks a free one. SDK suites use 49983. */
+  port?: number;
+  /** gateway port: 'off' (the default here), 'free' for a free one, or a number. */
+  gatewayPort?: number | 'off' | 'free';
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts the built daemon as a child process and resolves once both faces listen. */
+export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
+  const args = [ENTRY, '--port', String(opts.port ?? 0), '--log-level', 'debug'];
+  const gw = opts.gatewayPort ?? 'off';
+  args.push('--gateway-port', gw === 'off' ? '0' : String(gw === 'free' ? await freePort() : gw));
+  args.push(...(opts.args ?? []));
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = createInterface({ input: child.stdout! });
+  const wantGateway = gw !== 'off';
+  const ready = new Promise<{ port: number; gatewayPort?: number }>((resolve, reject) => {
+    let port: number | undefined;
+    let gatewayPort: number | undefined;
+    lines.on('line', (line) => {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(rec);
+      if (rec.msg === 'envd face listening') port = rec.port as number;
+      if (rec.msg === 'gateway face listening') gatewayPort = rec.port as number;
+      if (port !== undefined && (!wantGateway || gatewayPort !== undefined)) resolve({ port, gatewayPort });
+    });
+    child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening: ${stderr}`)));
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const { port, gatewayPort } = await ready.finally(() => clearTimeout(timer));
+  const url = `http://127.0.0.1:${port}`;
+  // The log line comes after listen(); /health proves requests are served.
+  const res = await fetch(`${url}/health`);
+  if (res.status !== 204) throw new Error(`daemon /health answered ${res.status}`);
+  return {
+    child,
+    port,
+    gatewayPort,
+    url,
+    gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+    logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(kill);
+      return code;
+    },
+  };
+}
+
+/** A port that was free a moment ago (the gateway flag treats 0 as 'off', so tests pick one). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** The port the SDK's debug mode always dials. */
+export const SDK_PORT = 49983;
