@@ -2,6 +2,10 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { Filesystem } from '../../gen/filesystem/filesystem_pb.js';
 import type { ServiceDeps } from '../context.js';
 import { FilesystemContext } from './context.js';
+import { listDir } from './list-dir.js';
+import { makeDir } from './make-dir.js';
+import { move } from './move.js';
+import { remove } from './remove.js';
 import { stat } from './stat.js';
 
 /** The `filesystem.Filesystem` service; methods not listed answer `unimplemented`. */
@@ -9,5 +13,9 @@ export function filesystemService(deps: ServiceDeps): Partial<ServiceImpl<typeof
   const fs = new FilesystemContext(deps);
   return {
     stat: (req, ctx) => stat(fs, req, ctx),
+    makeDir: (req, ctx) => makeDir(fs, req, ctx),
+    move: (req, ctx) => move(fs, req, ctx),
+    listDir: (req, ctx) => listDir(fs, req, ctx),
+    remove: (req, ctx) => remove(fs, req, ctx),
   };
 }

@@ -1,0 +1,20 @@
+import { rm } from 'node:fs/promises';
+import { create } from '@bufbuild/protobuf';
+import { Code, type HandlerContext } from '@connectrpc/connect';
+import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from '../../gen/filesystem/filesystem_pb.js';
+import type { FilesystemContext } from './context.js';
+import { wrapped } from './errors.js';
+
+/**
+ * Removes a file, a symlink (not its target) or a whole tree. A path that is already gone is not
+ * an error: envd removes with Go's os.RemoveAll, and the SDK's own tests rely on that.
+ */
+export async function remove(fs: FilesystemContext, req: RemoveRequest, ctx: HandlerContext): Promise<RemoveResponse> {
+  const { path } = fs.resolve(req.path, ctx);
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (err) {
+    throw wrapped(Code.Internal, 'error removing file or directory', err);
+  }
+  return create(RemoveResponseSchema, {});
+}
