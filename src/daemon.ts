@@ -5,6 +5,7 @@ import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
+import { closeProcesses } from './services/process/index.js';
 import { DaemonState } from './state.js';
 import { UserDb } from './system/users.js';
 
@@ -48,6 +49,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     envdPort: envdBound.port,
     gatewayPort,
     async close() {
+      await closeProcesses(deps);
       await Promise.all(closers.map((c) => c()));
     },
   };

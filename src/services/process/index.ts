@@ -1,8 +1,27 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import type { Process } from '../../gen/process/process_pb.js';
 import type { ServiceDeps } from '../context.js';
+import { connect } from './connect.js';
+import { closeStdin, sendInput, streamInput } from './input.js';
+import { list } from './list.js';
+import { registryFor } from './registry.js';
+import { sendSignal } from './signal.js';
+import { start } from './start.js';
+import { update } from './update.js';
 
-/** The `process.Process` service; methods not listed answer `unimplemented`. */
-export function processService(_deps: ServiceDeps): Partial<ServiceImpl<typeof Process>> {
-  return {};
+export { closeProcesses } from './registry.js';
+
+/** The `process.Process` service: commands and PTYs, over one registry per daemon. */
+export function processService(deps: ServiceDeps): ServiceImpl<typeof Process> {
+  const registry = registryFor(deps);
+  return {
+    start: (req, ctx) => start(registry, deps, req, ctx),
+    connect: (req, ctx) => connect(registry, req, ctx),
+    list: () => list(registry),
+    sendInput: (req) => sendInput(registry, req),
+    streamInput: (reqs) => streamInput(registry, reqs),
+    sendSignal: (req) => sendSignal(registry, req),
+    closeStdin: (req) => closeStdin(registry, req),
+    update: (req) => update(registry, req),
+  };
 }

@@ -1,0 +1,74 @@
+import { accessSync, constants } from 'node:fs';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { User } from '../../system/users.js';
+
+/** What to exec so that a program runs as a user: the file, its argv, and uid/gid for Node to set (if any). */
+export interface LaunchPlan {
+  file: string;
+  args: string[];
+  uid?: number;
+  gid?: number;
+}
+
+const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv'];
+
+function findSetpriv(): string | undefined {
+  for (const p of SETPRIV_CANDIDATES) {
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}
+
+let setprivPath: string | null | undefined;
+
+/** util-linux's setpriv, looked up once; null when it is not installed. */
+export function setprivBinary(): string | null {
+  if (setprivPath === undefined) setprivPath = findSetpriv() ?? null;
+  return setprivPath;
+}
+
+function sameGroups(a: readonly number[], b: readonly number[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === sb.size && [...sa].every((g) => sb.has(g));
+}
+
+/**
+ * How to start `file args` as `user`, with uid, gid and supplementary groups.
+ *
+ * Node's spawn (and node-pty) can set uid and gid but not supplementary groups: libuv drops them
+ * all. So a daemon running as root execs through util-linux's `setpriv --reuid --regid --groups`,
+ * which sets all three and then execs the program in place (same pid, nothing left in between).
+ * When the user is the daemon's own identity no switch is needed. Without setpriv we fall back to
+ * Node's uid/gid (supplementary groups dropped) and say so through `degraded`.
+ */
+export function launchPlan(
+  user: Pick<User, 'uid' | 'gid' | 'groups'>,
+  file: string,
+  args: readonly string[],
+  self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] },
+  setpriv: string | null = setprivBinary(),
+): LaunchPlan & { degraded?: boolean } {
+  if (user.uid === self.uid && user.gid === self.gid && sameGroups(user.groups, self.groups)) {
+    return { file, args: [...args] };
+  }
+  if (self.uid !== 0) {
+    throw new ConnectError(
+      `cannot start a process as uid ${user.uid}: the daemon runs as uid ${self.uid}, not root`,
+      Code.PermissionDenied,
+    );
+  }
+  if (setpriv) {
+    const groups = user.groups.length > 0 ? user.groups : [user.gid];
+    return {
+      file: setpriv,
+      args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(',')}`, '--', file, ...args],
+    };
+  }
+  return { file, args: [...args], uid: user.uid, gid: user.gid, degraded: true };
+}

@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import type { LaunchPlan } from './launch.js';
+import type { FanoutLimits } from './output.js';
+import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
+import { exitInfo, type ExitInfo } from './status.js';
+
+export interface PipeSpawnOptions {
+  plan: LaunchPlan;
+  cwd: string;
+  env: Record<string, string>;
+  /** Keep stdin open as a pipe; otherwise the child reads /dev/null. */
+  stdin: boolean;
+  meta: ProcessMeta;
+  limits?: FanoutLimits;
+}
+
+/**
+ * After the child exits, its pipes may stay open because a background grandchild inherited them.
+ * We keep reading until EOF, but stop once no data came for POST_EXIT_IDLE_MS or after
+ * POST_EXIT_BUDGET_MS of reading (time spent paused by backpressure does not count), so a
+ * command ends when its main process does, as with envd.
+ */
+const POST_EXIT_IDLE_MS = 50;
+const POST_EXIT_BUDGET_MS = 1000;
+
+/** A process with stdout, stderr (and optionally stdin) as pipes. */
+export class PipeProcess extends ManagedProcess {
+  readonly isPty = false;
+  private stdin: Writable | undefined;
+  private readonly outputs: Readable[];
+  private openOutputs: number;
+  private status: ExitInfo | undefined;
+  private paused = false;
+  private lastData = 0;
+  private budgetLeft = POST_EXIT_BUDGET_MS;
+  private budgetSince = 0;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private cutPending = false;
+
+  /** Spawns the child; a spawn failure rejects with the system error (ENOENT, EACCES, EAGAIN, ...). */
+  static async spawn(opts: PipeSpawnOptions): Promise<PipeProcess> {
+    const child = spawn(opts.plan.file, opts.plan.args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      uid: opts.plan.uid,
+      gid: opts.plan.gid,
+    });
+    if (child.pid === undefined) {
+      const [err] = (await once(child, 'error')) as [Error];
+      throw err;
+    }
+    // Synchronous from here: the caller subscribes before any output event can fire.
+    return new PipeProcess(child, child.pid, opts);
+  }
+
+  private constructor(
+    private readonly child: ChildProcess,
+    pid: number,
+    opts: PipeSpawnOptions,
+  ) {
+    super(pid, opts.meta, opts.limits);
+    this.stdin = child.stdin ?? undefined;
+    // A child that exits with unread input makes writes fail with EPIPE; writes report it themselves.
+    this.stdin?.on('error', () => {});
+    this.outputs = [child.stdout!, child.stderr!];
+    this.openOutputs = this.outputs.length;
+    const kinds = ['stdout', 'stderr'] as const;
+    this.outputs.forEach((stream, i) => {
+      stream.on('data', (data: Buffer) => {
+        this.lastData = Date.now();
+        this.output.push({ kind: kinds[i]!, data });
+      });
+      stream.on('error', () => {});
+      stream.on('close', () => {
+        this.openOutputs--;
+        this.maybeFinish();
+      });
+    });
+    child.on('error', () => {});
+    child.on('exit', (code, signal) => {
+      this.exitedAt = Date.now();
+      this.status = exitInfo(code, signal);
+      this.stdin?.destroy();
+      this.stdin = undefined;
+      this.budgetSince = this.exitedAt;
+      this.lastData = this.exitedAt;
+      this.maybeFinish();
+    });
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    for (const s of this.outputs) s.pause();
+    if (this.exitedAt !== undefined) {
+      this.budgetLeft -= Date.now() - this.budgetSince;
+      this.clearDrainTimer();
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const s of this.outputs) s.resume();
+    if (this.exitedAt !== undefined) {
+      this.budgetSince = Date.now();
+      this.lastData = this.budgetSince;
+      this.maybeFinish();
+    }
+  }
+
+  async writeStdin(data: Uint8Array): Promise<void> {
+    const stdin = this.stdin;
+    if (!stdin || stdin.writableEnded || stdin.destroyed) throw precondition('stdin not enabled or closed');
+    if (data.length === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      stdin.write(data, (err) => {
+        if (!err) resolve();
+        else if ((err as NodeJS.ErrnoException).code === 'EPIPE' || stdin.destroyed) reject(precondition(`error writing to stdin of process '${this.pid}': the process closed its input`));
+        else reject(err);
+      });
+    });
+  }
+
+  writePty(): Promise<void> {
+    return Promise.reject(precondition('tty not assigned to process — input should be written to the stdin, not the tty'));
+  }
+
+  closeStdin(): void {
+    const stdin = this.stdin;
+    this.stdin = undefined;
+    stdin?.end();
+  }
+
+  resize(): void {
+    throw precondition('error resizing tty: tty not assigned to process');
+  }
+
+  private clearDrainTimer(): void {
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+  }
+
+  private maybeFinish(): void {
+    if (this.status === undefined) return;
+    if (this.openOutputs === 0) {
+      this.clearDrainTimer();
+      this.finish(this.status);
+      return;
+    }
+    if (this.paused || this.drainTimer || this.cutPending) return;
+    const now = Date.now();
+    const budget = this.budgetLeft - (now - this.budgetSince);
+    const idleLeft = POST_EXIT_IDLE_MS - (now - this.lastData);
+    if (budget > 0 && idleLeft > 0) {
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = undefined;
+        this.maybeFinish();
+      }, Math.min(idleLeft, budget));
+      return;
+    }
+    // Output that became readable while the timer waited is read in the poll phase, which runs
+    // before setImmediate callbacks; only then is the silence real.
+    this.cutPending = true;
+    setImmediate(() => {
+      this.cutPending = false;
+      const t = Date.now();
+      const quiet = t - this.lastData >= POST_EXIT_IDLE_MS || this.budgetLeft - (t - this.budgetSince) <= 0;
+      if (this.paused || this.openOutputs === 0 || !quiet) this.maybeFinish();
+      else for (const s of this.outputs) s.destroy();
+    });
+  }
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { ConnectError, Code } from '@connectrpc/connect';
+import { launchPlan } from '../../../../src/services/process/launch.js';
+
+const root = { uid: 0, gid: 0, groups: [0] };
+const user = { uid: 1000, gid: 1000, groups: [1000, 27, 100] };
+
+describe('launchPlan', () => {
+  it('runs the program directly when the user is the daemon itself', () => {
+    expect(launchPlan(root, '/bin/bash', ['-c', 'id'], root, '/usr/bin/setpriv')).toEqual({ file: '/bin/bash', args: ['-c', 'id'] });
+  });
+
+  it('switches uid, gid and every supplementary group through setpriv', () => {
+    expect(launchPlan(user, '/bin/bash', ['-l'], root, '/usr/bin/setpriv')).toEqual({
+      file: '/usr/bin/setpriv',
+      args: ['--reuid=1000', '--regid=1000', '--groups=1000,27,100', '--', '/bin/bash', '-l'],
+    });
+  });
+
+  it('switches groups even for the same uid when the group set differs', () => {
+    const plan = launchPlan({ uid: 0, gid: 0, groups: [0, 4] }, '/bin/true', [], root, '/usr/bin/setpriv');
+    expect(plan.file).toBe('/usr/bin/setpriv');
+  });
+
+  it('falls back to uid/gid only, flagged as degraded, without setpriv', () => {
+    expect(launchPlan(user, '/bin/true', [], root, null)).toEqual({ file: '/bin/true', args: [], uid: 1000, gid: 1000, degraded: true });
+  });
+
+  it('refuses another user when the daemon is not root', () => {
+    let err: unknown;
+    try {
+      launchPlan(root, '/bin/true', [], user, '/usr/bin/setpriv');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.PermissionDenied);
+  });
+});
