@@ -1,6 +1,6 @@
 import { getRequestListener } from '@hono/node-server';
 import { isLoopbackOnly, type Config } from './config.js';
-import { createGatewayApp } from './gateway/app.js';
+import { createGateway } from './gateway/app.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
 import { createEnvdHandler } from './server.js';
@@ -29,10 +29,12 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
 
   let gatewayPort: number | undefined;
   if (config.gatewayPort !== 0) {
-    const gateway = new DualProtocolServer(getRequestListener(createGatewayApp(deps).fetch));
+    const gw = createGateway(deps);
+    const gateway = new DualProtocolServer(getRequestListener(gw.app.fetch));
     const bound = await gateway.listen(config.gatewayPort, config.hosts);
     gatewayPort = bound.port;
-    closers.push(() => gateway.close());
+    // Stop taking requests, then stop every registered MCP server (no orphans after SIGTERM).
+    closers.push(() => gateway.close().then(() => gw.close()));
     logger.info({ port: bound.port, hosts: bound.bound }, 'gateway face listening');
   }
 

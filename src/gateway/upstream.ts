@@ -1,0 +1,229 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CallToolResultSchema,
+  ErrorCode,
+  McpError,
+  type CallToolResult,
+  type Implementation,
+  type ServerCapabilities,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from '../log.js';
+import { describeError, GatewayError, quote } from './errors.js';
+import type { HttpUpstreamConfig, McpSpec } from './spec.js';
+import { ProcessGroupStdioTransport } from './stdio-transport.js';
+
+const CLIENT_INFO: Implementation = { name: 'sandboxd-gateway', version: '0.1.0' };
+/** setTimeout's ceiling: the SDK wants a number, and AgentScope waits on a tool without limit. */
+const NO_TIMEOUT_MS = 2_147_483_647;
+/** Handshake and listing bound for stdio servers (the SDK's default request timeout). */
+const STDIO_REQUEST_TIMEOUT_MS = 60_000;
+
+interface Session {
+  client: Client;
+  transport: Transport;
+}
+
+/** The options every request to the upstream carries. */
+export interface ForwardOptions {
+  timeoutMs?: number;
+}
+
+/**
+ * `fetch` that gives up when response headers take longer than `timeoutMs` (httpx's `timeout` in
+ * AgentScope); a streaming body, such as an SSE channel, is not cut once it has started.
+ */
+function fetchWithHeaderTimeout(timeoutMs: number | undefined): FetchLike {
+  return async (url, init) => {
+    if (timeoutMs === undefined) return fetch(url, init);
+    const ac = new AbortController();
+    const outer = init?.signal;
+    if (outer?.aborted) ac.abort(outer.reason);
+    else outer?.addEventListener('abort', () => ac.abort(outer.reason), { once: true });
+    const timer = setTimeout(() => ac.abort(new Error(`no response from ${String(url)} within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      return await fetch(url, { ...init, signal: ac.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function httpTransport(cfg: HttpUpstreamConfig): Transport {
+  const opts = { requestInit: { headers: cfg.headers ?? {} }, fetch: fetchWithHeaderTimeout(cfg.timeoutMs) };
+  return cfg.transport === 'sse' ? new SSEClientTransport(cfg.url, opts) : new StreamableHTTPClientTransport(cfg.url, opts);
+}
+
+/**
+ * One registered MCP server seen through the MCP SDK client. Stateful upstreams (every stdio server,
+ * HTTP ones with `is_stateful: true`) keep one session for their lifetime; stateless HTTP upstreams
+ * open a session per operation, as AgentScope's `MCPClient` does.
+ */
+export class Upstream {
+  private session: Session | undefined;
+  private tools: Tool[] | undefined;
+  private closed = false;
+  /** Why a stateful upstream stopped working (its process exited, say); set once, never cleared. */
+  failure: string | undefined;
+  /** The last stderr lines of a stdio server that stopped. */
+  private failureStderr: string | undefined;
+  capabilities: ServerCapabilities = {};
+  serverInfo: Implementation = CLIENT_INFO;
+  instructions: string | undefined;
+
+  private constructor(
+    readonly spec: McpSpec,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Connects (stateful) or probes (stateless) and primes the tool list; throws with the reason it could not. */
+  static async open(spec: McpSpec, logger: Logger): Promise<Upstream> {
+    const up = new Upstream(spec, logger.child({ mcp: spec.name }));
+    if (spec.isStateful) up.session = await up.connect();
+    try {
+      await up.listTools();
+    } catch (err) {
+      await up.close();
+      throw err;
+    }
+    return up;
+  }
+
+  /** The stdio server's pid while it runs (tests and logs). */
+  get pid(): number | undefined {
+    const t = this.session?.transport;
+    return t instanceof ProcessGroupStdioTransport ? t.pid : undefined;
+  }
+
+  private get requestTimeoutMs(): number {
+    const cfg = this.spec.config;
+    return cfg.type === 'http_mcp' ? (cfg.timeoutMs ?? NO_TIMEOUT_MS) : STDIO_REQUEST_TIMEOUT_MS;
+  }
+
+  private async connect(): Promise<Session> {
+    const cfg = this.spec.config;
+    const transport =
+      cfg.type === 'stdio_mcp'
+        ? new ProcessGroupStdioTransport({ command: cfg.command, args: cfg.args, env: cfg.env, cwd: cfg.cwd }, this.logger)
+        : httpTransport(cfg);
+    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    try {
+      await client.connect(transport, { timeout: this.requestTimeoutMs });
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      const exit = transport instanceof ProcessGroupStdioTransport ? transport.describeExit(' before the MCP handshake finished') : undefined;
+      throw new Error(exit ?? describeError(err));
+    }
+    this.capabilities = client.getServerCapabilities() ?? {};
+    this.serverInfo = client.getServerVersion() ?? CLIENT_INFO;
+    this.instructions = client.getInstructions();
+    if (this.spec.isStateful) {
+      client.onclose = () => {
+        if (this.closed) return;
+        const stdio = transport instanceof ProcessGroupStdioTransport ? transport : undefined;
+        this.failure = stdio?.describeExit('', false) ?? 'the connection to the server closed';
+        this.failureStderr = stdio?.stderr.slice(-500) || undefined;
+        this.logger.warn({ reason: this.failure, stderr: this.failureStderr }, 'mcp upstream stopped');
+      };
+    }
+    return { client, transport };
+  }
+
+  private goneError(): GatewayError {
+    return new GatewayError(
+      'upstream',
+      `mcp ${quote(this.spec.name)} is not running: ${this.failure}. Register it again (POST /mcps) to restart it.` +
+        (this.failureStderr ? ` Its last stderr: ${this.failureStderr}` : ''),
+    );
+  }
+
+  /** Runs `fn` on a live session: the persistent one, or a fresh one closed afterwards. */
+  private async withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    if (this.closed) throw new GatewayError('upstream', `mcp ${quote(this.spec.name)} was removed`);
+    if (this.failure) throw this.goneError();
+    if (this.session) {
+      try {
+        return await fn(this.session.client);
+      } catch (err) {
+        if (this.failure) throw this.goneError();
+        throw err;
+      }
+    }
+    const session = await this.connect();
+    try {
+      return await fn(session.client);
+    } finally {
+      await endSession(session);
+    }
+  }
+
+  /** Every tool the server offers (all pages), unfiltered; refreshes the cache. */
+  async listTools(): Promise<Tool[]> {
+    const tools = await this.withClient(async (client) => {
+      const all: Tool[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: this.requestTimeoutMs });
+        all.push(...page.tools);
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      return all;
+    });
+    this.tools = tools;
+    return tools;
+  }
+
+  /** A tool by name from the cached list, listing again once if the cache does not know it. */
+  async findTool(name: string): Promise<Tool | undefined> {
+    const cached = this.tools?.find((t) => t.name === name);
+    if (cached) return cached;
+    return (await this.listTools()).find((t) => t.name === name);
+  }
+
+  /** Calls a tool, bounded by `execution_timeout`; the upstream's own result comes back unchanged. */
+  async callTool(name: string, args: Record<string, unknown>, meta?: Record<string, unknown>): Promise<CallToolResult> {
+    const timeout = this.spec.executionTimeoutMs ?? NO_TIMEOUT_MS;
+    try {
+      return await this.withClient((client) =>
+        client.request(
+          { method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } },
+          CallToolResultSchema,
+          { timeout },
+        ),
+      );
+    } catch (err) {
+      if (err instanceof McpError && err.code === ErrorCode.RequestTimeout && this.spec.executionTimeoutMs !== undefined) {
+        throw new GatewayError(
+          'upstream',
+          `tool ${quote(name)} of mcp ${quote(this.spec.name)} did not finish within ${this.spec.executionTimeoutMs / 1000} s (execution_timeout)`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Sends any request to the server (the per-server MCP endpoint forwards through this). */
+  forward<T>(fn: (client: Client, opts: { timeout: number }) => Promise<T>, opts: ForwardOptions = {}): Promise<T> {
+    return this.withClient((client) => fn(client, { timeout: opts.timeoutMs ?? this.requestTimeoutMs }));
+  }
+
+  /** Ends the session and, for stdio, the server's whole process group. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const session = this.session;
+    this.session = undefined;
+    if (session) await endSession(session);
+  }
+}
+
+/** Ends a session politely: a streamable HTTP session is deleted on the server, then the transport closes. */
+async function endSession(s: Session): Promise<void> {
+  if (s.transport instanceof StreamableHTTPClientTransport && s.transport.sessionId !== undefined) {
+    await s.transport.terminateSession().catch(() => undefined);
+  }
+  await s.client.close().catch(() => undefined);
+}
