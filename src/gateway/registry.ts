@@ -16,7 +16,7 @@ export interface Registration {
 }
 
 /** Opens an upstream for a spec; the registry's only way to start servers (tests can swap it). */
-export type UpstreamOpener = (spec: McpSpec, logger: Logger) => Promise<Upstream>;
+export type UpstreamOpener = (spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>) => Promise<Upstream>;
 
 const scopeKey = (s: Scope) => JSON.stringify([s.agentId, s.sessionId]);
 const where = (s: Scope) => `agent=${quote(s.agentId)} session=${quote(s.sessionId)}`;
@@ -33,7 +33,7 @@ export class McpRegistry {
 
   constructor(
     private readonly logger: Logger,
-    private readonly open: UpstreamOpener = (spec, log) => Upstream.open(spec, log),
+    private readonly open: UpstreamOpener = (spec, log, headers) => Upstream.open(spec, log, headers),
   ) {}
 
   /** Registrations of a pair, in registration order. */
@@ -49,9 +49,10 @@ export class McpRegistry {
 
   /**
    * Starts the server and registers it once it answered its tool list. A name already taken is a
-   * conflict, unless its server has died: then the new registration replaces it.
+   * conflict, unless its server has died: then the new registration replaces it. `runtimeHeaders`
+   * (streamable HTTP only) are in place before the handshake and never become part of the spec.
    */
-  async register(scope: Scope, spec: McpSpec): Promise<Registration> {
+  async register(scope: Scope, spec: McpSpec, runtimeHeaders?: Record<string, string>): Promise<Registration> {
     if (this.closed) throw new GatewayError('upstream', 'the gateway is shutting down');
     const key = scopeKey(scope);
     const pendingKey = `${key}\0${spec.name}`;
@@ -64,7 +65,7 @@ export class McpRegistry {
       if (existing) await this.remove(scope, spec.name);
       let upstream: Upstream;
       try {
-        upstream = await this.open(spec, this.logger);
+        upstream = await this.open(spec, this.logger, runtimeHeaders);
       } catch (err) {
         throw err instanceof GatewayError ? err : new GatewayError('upstream', `connect failed: ${describeError(err)}`);
       }
@@ -92,6 +93,11 @@ export class McpRegistry {
     if (byName.size === 0) this.scopes.delete(key);
     await reg.upstream.close();
     this.logger.info({ agentId: scope.agentId, sessionId: scope.sessionId, mcp: name }, 'mcp removed');
+  }
+
+  /** Replaces the runtime headers of a live streamable HTTP registration. */
+  setRuntimeHeaders(scope: Scope, name: string, headers: Record<string, string>): void {
+    this.get(scope, name).upstream.setRuntimeHeaders(headers);
   }
 
   /** The upstream's tools, unfiltered (enable/disable apply to the aggregated view only). */

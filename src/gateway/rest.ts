@@ -1,13 +1,17 @@
 import { Hono, type Context } from 'hono';
 import { GatewayError } from './errors.js';
 import type { McpRegistry, Scope } from './registry.js';
-import { parseMcpSpec } from './spec.js';
+import { parseMcpSpec, parseRuntimeHeaders } from './spec.js';
 import { toolChunkFromResult } from './tool-chunk.js';
 import type { GatewayEnv } from './app.js';
 
 /** Every route takes `?agent_id=&session_id=` (both default to empty). */
 export function scopeOf(c: Context): Scope {
   return { agentId: c.req.query('agent_id') ?? '', sessionId: c.req.query('session_id') ?? '' };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The body as JSON; `undefined` when empty (each route decides what that means). */
@@ -30,8 +34,28 @@ export function restRoutes(registry: McpRegistry): Hono<GatewayEnv> {
   app.post('/mcps', async (c) => {
     const body = await jsonBody(c);
     if (body === undefined) throw new GatewayError('invalid', 'body required: an MCP spec as JSON (MCPClient.model_dump())');
-    await registry.register(scopeOf(c), parseMcpSpec(body));
+    // Rotated credentials ride along with the spec but are never stored with it (GET /mcps omits them).
+    let spec = body;
+    let runtimeHeaders: Record<string, string> | undefined;
+    if (isObject(body)) {
+      const { runtime_headers: given, ...rest } = body;
+      spec = rest;
+      if (given !== undefined && given !== null) runtimeHeaders = parseRuntimeHeaders(given);
+    }
+    const hasRuntime = runtimeHeaders !== undefined && Object.keys(runtimeHeaders).length > 0;
+    await registry.register(scopeOf(c), parseMcpSpec(spec), hasRuntime ? runtimeHeaders : undefined);
     return c.json({ ok: true });
+  });
+
+  app.put('/mcps/:name/runtime-headers', async (c) => {
+    const body = await jsonBody(c);
+    const headers = isObject(body) ? body.headers : undefined;
+    if (!isObject(headers)) throw new GatewayError('invalid', 'headers must be a JSON object');
+    const scope = scopeOf(c);
+    const name = c.req.param('name');
+    registry.get(scope, name); // an unknown MCP is a 404 before the headers are judged, as in AgentScope
+    registry.setRuntimeHeaders(scope, name, parseRuntimeHeaders(headers));
+    return c.body(null, 204);
   });
 
   app.delete('/mcps/:name', async (c) => {
@@ -46,10 +70,10 @@ export function restRoutes(registry: McpRegistry): Hono<GatewayEnv> {
     const name = c.req.param('name');
     registry.get(scope, name); // an unknown MCP is a 404 whatever the body
     const body = (await jsonBody(c)) ?? {};
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new GatewayError('invalid', 'body must be a JSON object');
-    const args = (body as { arguments?: unknown }).arguments ?? {};
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new GatewayError('invalid', 'arguments must be a JSON object');
-    const result = await registry.callTool(scope, name, c.req.param('tool'), args as Record<string, unknown>);
+    if (!isObject(body)) throw new GatewayError('invalid', 'body must be a JSON object');
+    const args = body.arguments ?? {};
+    if (!isObject(args)) throw new GatewayError('invalid', 'arguments must be a JSON object');
+    const result = await registry.callTool(scope, name, c.req.param('tool'), args);
     return c.json({ chunk: toolChunkFromResult(result) });
   });
 

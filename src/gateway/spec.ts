@@ -1,4 +1,4 @@
-import { GatewayError } from './errors.js';
+import { GatewayError, quote } from './errors.js';
 
 /** How to start a local MCP server: AgentScope's `StdioMCPConfig`. */
 export interface StdioUpstreamConfig {
@@ -144,4 +144,19 @@ export function toolEnabled(spec: Pick<McpSpec, 'enableTools' | 'disableTools'>,
   if (spec.enableTools !== undefined && !spec.enableTools.includes(tool)) return false;
   if (spec.disableTools !== undefined && spec.disableTools.includes(tool)) return false;
   return true;
+}
+
+/** httpx fills these in from the URL and body; a value set by hand would break routing or framing. */
+const RESERVED_HEADERS = new Set(['connection', 'content-length', 'host', 'transfer-encoding']);
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+/** Validates a runtime header map (`runtime_headers`, `PUT /mcps/{name}/runtime-headers`) as AgentScope does. */
+export function parseRuntimeHeaders(v: unknown): Record<string, string> {
+  if (!isObject(v)) invalid('Runtime headers must be a dict.');
+  for (const [name, value] of Object.entries(v)) {
+    if (typeof value !== 'string' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) invalid(`Runtime header ${quote(name)} is invalid.`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) invalid(`Runtime header ${quote(name)} is owned by the HTTP layer.`);
+  }
+  return v as Record<string, string>;
 }

@@ -33,28 +33,29 @@ export interface ForwardOptions {
 }
 
 /**
- * `fetch` that gives up when response headers take longer than `timeoutMs` (httpx's `timeout` in
- * AgentScope); a streaming body, such as an SSE channel, is not cut once it has started.
+ * `fetch` for HTTP upstreams: headers are the spec's, overlaid by the current runtime headers, overlaid
+ * by what the SDK sets per request (session id, content type, protocol version always win). It gives up
+ * when response headers take longer than `timeoutMs` (httpx's `timeout` in AgentScope); a streaming
+ * body, such as an SSE channel, is not cut once it has started.
  */
-function fetchWithHeaderTimeout(timeoutMs: number | undefined): FetchLike {
+function upstreamFetch(cfg: HttpUpstreamConfig, runtimeHeaders: () => Record<string, string>): FetchLike {
+  const { timeoutMs } = cfg;
   return async (url, init) => {
-    if (timeoutMs === undefined) return fetch(url, init);
+    const headers = new Headers(cfg.headers);
+    for (const [k, v] of Object.entries(runtimeHeaders())) headers.set(k, v);
+    new Headers(init?.headers).forEach((v, k) => headers.set(k, v));
+    if (timeoutMs === undefined) return fetch(url, { ...init, headers });
     const ac = new AbortController();
     const outer = init?.signal;
     if (outer?.aborted) ac.abort(outer.reason);
     else outer?.addEventListener('abort', () => ac.abort(outer.reason), { once: true });
     const timer = setTimeout(() => ac.abort(new Error(`no response from ${String(url)} within ${timeoutMs} ms`)), timeoutMs);
     try {
-      return await fetch(url, { ...init, signal: ac.signal });
+      return await fetch(url, { ...init, headers, signal: ac.signal });
     } finally {
       clearTimeout(timer);
     }
   };
-}
-
-function httpTransport(cfg: HttpUpstreamConfig): Transport {
-  const opts = { requestInit: { headers: cfg.headers ?? {} }, fetch: fetchWithHeaderTimeout(cfg.timeoutMs) };
-  return cfg.transport === 'sse' ? new SSEClientTransport(cfg.url, opts) : new StreamableHTTPClientTransport(cfg.url, opts);
 }
 
 /**
@@ -66,6 +67,8 @@ export class Upstream {
   private session: Session | undefined;
   private tools: Tool[] | undefined;
   private closed = false;
+  /** Headers set at runtime (rotated credentials), never part of the spec; see `setRuntimeHeaders`. */
+  private runtimeHeaders: Record<string, string> = {};
   /** Why a stateful upstream stopped working (its process exited, say); set once, never cleared. */
   failure: string | undefined;
   /** The last stderr lines of a stdio server that stopped. */
@@ -80,8 +83,10 @@ export class Upstream {
   ) {}
 
   /** Connects (stateful) or probes (stateless) and primes the tool list; throws with the reason it could not. */
-  static async open(spec: McpSpec, logger: Logger): Promise<Upstream> {
+  static async open(spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>): Promise<Upstream> {
     const up = new Upstream(spec, logger.child({ mcp: spec.name }));
+    // Before connecting: a rotated credential must already be in place for the handshake.
+    if (runtimeHeaders !== undefined) up.setRuntimeHeaders(runtimeHeaders);
     if (spec.isStateful) up.session = await up.connect();
     try {
       await up.listTools();
@@ -108,14 +113,20 @@ export class Upstream {
     const transport =
       cfg.type === 'stdio_mcp'
         ? new ProcessGroupStdioTransport({ command: cfg.command, args: cfg.args, env: cfg.env, cwd: cfg.cwd }, this.logger)
-        : httpTransport(cfg);
+        : cfg.transport === 'sse'
+          ? new SSEClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) })
+          : new StreamableHTTPClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) });
     const client = new Client(CLIENT_INFO, { capabilities: {} });
     try {
       await client.connect(transport, { timeout: this.requestTimeoutMs });
     } catch (err) {
       await client.close().catch(() => undefined);
       const exit = transport instanceof ProcessGroupStdioTransport ? transport.describeExit(' before the MCP handshake finished') : undefined;
-      throw new Error(exit ?? describeError(err));
+      if (exit) throw new Error(exit);
+      if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
+        throw new Error(`no answer to initialize within ${this.requestTimeoutMs} ms${cfg.type === 'http_mcp' ? ' (mcp_config.timeout)' : ''}`);
+      }
+      throw new Error(describeError(err));
     }
     this.capabilities = client.getServerCapabilities() ?? {};
     this.serverInfo = client.getServerVersion() ?? CLIENT_INFO;
@@ -208,6 +219,18 @@ export class Upstream {
   /** Sends any request to the server (the per-server MCP endpoint forwards through this). */
   forward<T>(fn: (client: Client, opts: { timeout: number }) => Promise<T>, opts: ForwardOptions = {}): Promise<T> {
     return this.withClient((client) => fn(client, { timeout: opts.timeoutMs ?? this.requestTimeoutMs }));
+  }
+
+  /**
+   * Replaces the headers sent with every later request (an empty map clears them), without reconnecting;
+   * only streamable HTTP upstreams take them, as in AgentScope.
+   */
+  setRuntimeHeaders(headers: Record<string, string>): void {
+    const cfg = this.spec.config;
+    if (cfg.type !== 'http_mcp' || cfg.transport !== 'streamable-http') {
+      throw new GatewayError('invalid', 'Runtime headers require a Streamable HTTP MCP client.');
+    }
+    this.runtimeHeaders = { ...headers };
   }
 
   /** Ends the session and, for stdio, the server's whole process group. */

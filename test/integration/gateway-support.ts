@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import http from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -132,5 +133,54 @@ export async function startEverythingHttp(mode: 'streamableHttp' | 'sse'): Promi
       child.kill('SIGKILL');
       await once(child, 'exit');
     },
+  };
+}
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  /** JSON-RPC method names in the body (POSTs). */
+  rpc: string[];
+}
+
+/** A pass-through HTTP proxy in front of an upstream that remembers every request it relayed. */
+export async function startRecordingProxy(targetPort: number): Promise<{ url: string; seen: SeenRequest[]; close(): Promise<void> }> {
+  const seen: SeenRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      let rpc: string[] = [];
+      try {
+        const parsed = JSON.parse(body.toString()) as { method?: string } | { method?: string }[];
+        rpc = (Array.isArray(parsed) ? parsed : [parsed]).map((m) => m.method ?? '(response)');
+      } catch {
+        // not JSON (GET)
+      }
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rpc });
+      const upstream = http.request(
+        { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${targetPort}` } },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      res.on('close', () => upstream.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

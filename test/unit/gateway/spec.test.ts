@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/gateway/errors.js';
-import { parseMcpSpec, toolEnabled } from '../../../src/gateway/spec.js';
+import { parseMcpSpec, parseRuntimeHeaders, toolEnabled } from '../../../src/gateway/spec.js';
 
 const stdio = { name: 'fs', is_stateful: true, mcp_config: { type: 'stdio_mcp', command: 'node', args: ['server.js'] } };
 
@@ -67,5 +67,28 @@ describe('toolEnabled', () => {
     expect(toolEnabled({ enableTools: ['a'], disableTools: undefined }, 'a')).toBe(true);
     expect(toolEnabled({ enableTools: ['a'], disableTools: undefined }, 'b')).toBe(false);
     expect(toolEnabled({ enableTools: undefined, disableTools: ['a'] }, 'a')).toBe(false);
+  });
+});
+
+describe('parseRuntimeHeaders', () => {
+  it('accepts a map of header names to visible-ASCII values', () => {
+    expect(parseRuntimeHeaders({ Authorization: 'Bearer x', 'X-Tab': 'a\tb' })).toEqual({ Authorization: 'Bearer x', 'X-Tab': 'a\tb' });
+    expect(parseRuntimeHeaders({})).toEqual({});
+  });
+
+  it('refuses what httpx would choke on or owns itself', () => {
+    const refuse = (v: unknown) => {
+      try {
+        parseRuntimeHeaders(v);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(refuse(['x'])).toBe('Runtime headers must be a dict.');
+    expect(refuse({ 'Bad Name': 'x' })).toBe("Runtime header 'Bad Name' is invalid.");
+    expect(refuse({ 'X-A': 'line\r\nbreak' })).toBe("Runtime header 'X-A' is invalid.");
+    expect(refuse({ 'X-A': 1 })).toBe("Runtime header 'X-A' is invalid.");
+    expect(refuse({ 'Content-Length': '3' })).toBe("Runtime header 'Content-Length' is owned by the HTTP layer.");
   });
 });
