@@ -34,7 +34,8 @@ for leftover in ("E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_ACCESS_TOKEN", "E2B_HTTP
 from e2b import AsyncSandbox, Sandbox  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY = ROOT / "dist" / "main.js"
+# SANDBOXD_ENTRY lets a developer point the suite at another build (say, of a clean checkout).
+ENTRY = Path(os.environ.get("SANDBOXD_ENTRY") or ROOT / "dist" / "main.js")
 ENVD_PORT = 49983
 ENVD_URL = f"http://127.0.0.1:{ENVD_PORT}"
 INSTANCE_NONCE = "nonce-" + secrets.token_hex(8)
@@ -49,15 +50,6 @@ PENDING: set[str] = {
     "filesystem.Filesystem/GetWatcherEvents",
     "filesystem.Filesystem/RemoveWatcher",
     "POST /files",
-    "process.Process/Start",
-    "process.Process/Connect",
-    "process.Process/List",
-    "process.Process/SendInput",
-    "process.Process/StreamInput",
-    "process.Process/SendSignal",
-    "process.Process/CloseStdin",
-    "process.Process/Update",
-    "gateway /mcps",
 }
 
 
@@ -152,14 +144,6 @@ def daemon() -> Iterator[Daemon]:
     yield d
     stop_daemon(d)
     assert d.proc.returncode == 0, f"daemon did not shut down cleanly ({d.proc.returncode}):\n{d.log_tail()}"
-
-
-@pytest.fixture(scope="session")
-def plain_gateway_daemon() -> Iterator[Daemon]:
-    """A second daemon (free ports) whose gateway has no instance nonce."""
-    d = start_daemon(_free_port(), _free_port(), [])
-    yield d
-    stop_daemon(d)
 
 
 @pytest.fixture
@@ -263,7 +247,14 @@ def _missing(feature: str, daemon: Daemon) -> Optional[str]:
     if feature == "gateway /mcps":
         r = httpx.get(f"{daemon.gateway_url}/mcps", timeout=10)
         return None if r.status_code == 200 else f"sandboxd's gateway does not serve GET /mcps yet (HTTP {r.status_code})"
-    raise ValueError(f"no probe for {feature!r}")
+    raise LookupError(f"no probe for {feature!r}")
+
+
+def _probe(feature: str, daemon: Daemon) -> Optional[str]:
+    try:
+        return _missing(feature, daemon)
+    except (httpx.HTTPError, ValueError) as e:  # a half-built feature that hangs or answers garbage
+        return f"sandboxd's {feature} does not work yet ({type(e).__name__}: {e})"
 
 
 _probe_cache: dict[str, Optional[str]] = {}
@@ -279,7 +270,7 @@ def _skip_pending(request: pytest.FixtureRequest) -> None:
         if feature not in PENDING:
             continue
         if feature not in _probe_cache:
-            _probe_cache[feature] = _missing(feature, daemon)
+            _probe_cache[feature] = _probe(feature, daemon)
         reason = _probe_cache[feature]
         if reason is not None:
             pytest.skip(reason)

@@ -1,0 +1,88 @@
+"""files.watch_dir: the async SDK streams filesystem.Filesystem/WatchDir; the sync SDK polls
+CreateWatcher / GetWatcherEvents / RemoveWatcher (RPCs the JS SDK never calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from e2b import AsyncSandbox, FileNotFoundException, FilesystemEvent, FilesystemEventType, Sandbox, SandboxException
+
+
+@pytest.mark.needs("filesystem.Filesystem/WatchDir")
+async def test_watch_dir_streams_events_async(asandbox: AsyncSandbox, work_dir: str) -> None:
+    events: list[FilesystemEvent] = []
+    exits: list = []
+    handle = await asandbox.files.watch_dir(work_dir, on_event=events.append, on_exit=exits.append)
+    with open(os.path.join(work_dir, "new.txt"), "w") as f:
+        f.write("hello")
+    os.rename(os.path.join(work_dir, "new.txt"), os.path.join(work_dir, "renamed.txt"))
+    os.remove(os.path.join(work_dir, "renamed.txt"))
+
+    async def seen(name: str, kind: FilesystemEventType) -> None:
+        while not any(e.name == name and e.type == kind for e in events):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(seen("new.txt", FilesystemEventType.CREATE), 10)
+    await asyncio.wait_for(seen("new.txt", FilesystemEventType.WRITE), 10)
+    await asyncio.wait_for(seen("renamed.txt", FilesystemEventType.REMOVE), 10)
+    await handle.stop()
+    assert exits in ([], [None])
+
+
+@pytest.mark.needs("filesystem.Filesystem/WatchDir")
+async def test_recursive_watch_names_nested_paths_async(asandbox: AsyncSandbox, work_dir: str) -> None:
+    os.mkdir(os.path.join(work_dir, "sub"))
+    events: list[FilesystemEvent] = []
+    handle = await asandbox.files.watch_dir(work_dir, on_event=events.append, recursive=True)
+    open(os.path.join(work_dir, "sub", "deep.txt"), "w").close()
+
+    async def seen() -> None:
+        while not any(e.name == "sub/deep.txt" and e.type == FilesystemEventType.CREATE for e in events):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(seen(), 10)
+    await handle.stop()
+
+
+@pytest.mark.needs("filesystem.Filesystem/WatchDir")
+async def test_watching_a_missing_directory_raises_file_not_found_async(asandbox: AsyncSandbox, work_dir: str) -> None:
+    with pytest.raises(FileNotFoundException):
+        await asandbox.files.watch_dir(os.path.join(work_dir, "missing"), on_event=lambda e: None)
+
+
+@pytest.mark.needs(
+    "filesystem.Filesystem/CreateWatcher",
+    "filesystem.Filesystem/GetWatcherEvents",
+    "filesystem.Filesystem/RemoveWatcher",
+)
+def test_sync_watch_dir_polls_a_watcher(sandbox: Sandbox, work_dir: str) -> None:
+    handle = sandbox.files.watch_dir(work_dir)
+    with open(os.path.join(work_dir, "polled.txt"), "w") as f:
+        f.write("x")
+    events: list[FilesystemEvent] = []
+    deadline = time.monotonic() + 10
+    while not any(e.name == "polled.txt" and e.type == FilesystemEventType.CREATE for e in events):
+        assert time.monotonic() < deadline, f"no create event, got {events}"
+        events.extend(handle.get_new_events())
+        time.sleep(0.05)
+    # Events are handed out once.
+    os.remove(os.path.join(work_dir, "polled.txt"))
+    deadline = time.monotonic() + 10
+    later: list[FilesystemEvent] = []
+    while not any(e.type == FilesystemEventType.REMOVE for e in later):
+        assert time.monotonic() < deadline, f"no remove event, got {later}"
+        later.extend(handle.get_new_events())
+        time.sleep(0.05)
+    assert not any(e.type == FilesystemEventType.CREATE for e in later)
+    handle.stop()
+    with pytest.raises(SandboxException):
+        handle.get_new_events()
+
+
+@pytest.mark.needs("filesystem.Filesystem/CreateWatcher")
+def test_sync_watch_of_a_missing_directory_raises_file_not_found(sandbox: Sandbox, work_dir: str) -> None:
+    with pytest.raises(FileNotFoundException):
+        sandbox.files.watch_dir(os.path.join(work_dir, "missing"))
