@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pwd
 import time
@@ -205,3 +206,39 @@ async def test_timeout_async(asandbox: AsyncSandbox) -> None:
 async def test_concurrent_commands_async(asandbox: AsyncSandbox) -> None:
     results = await asyncio.gather(*(asandbox.commands.run(f"sleep 0.1; echo {i}") for i in range(8)))
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(8)]
+
+
+# ---- keepalive -------------------------------------------------------------------------------------------
+
+
+class _StreamMessages(logging.Handler):
+    """Counts the SDK's per-message debug records ("Response stream: <url>")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Response stream:"):
+            self.count += 1
+
+
+async def test_keepalive_events_are_paced_by_the_sdk_header_and_ignored_async(
+    monkeypatch: pytest.MonkeyPatch, daemon
+) -> None:
+    # The SDK asks for a keepalive every 50 s; ask for one a second so a short command sees some.
+    import e2b.sandbox_async.commands.command as command_module
+
+    monkeypatch.setattr(command_module, "KEEPALIVE_PING_INTERVAL_SEC", 1)
+    logger = logging.getLogger("sandboxd-keepalive-test")
+    logger.setLevel(logging.DEBUG)
+    messages = _StreamMessages()
+    logger.addHandler(messages)
+    try:
+        sandbox = await AsyncSandbox.create(logger=logger)
+        result = await sandbox.commands.run("sleep 2.6; echo done")
+    finally:
+        logger.removeHandler(messages)
+    assert result.stdout == "done\n"
+    # start + data + end, plus at least two keepalives during the silent 2.6 s
+    assert messages.count >= 5, messages.count
