@@ -1,4 +1,4 @@
-"""files.get_info and files.exists (filesystem.Filesystem/Stat) through the Python SDK, sync and async."""
+"""files.get_info and files.exists (filesystem.Filesystem/Stat) and is_running (GET /health), sync and async."""
 
 import os
 
@@ -46,3 +46,11 @@ def test_get_info_of_a_missing_path_raises_file_not_found(sandbox: Sandbox, work
 async def test_exists_tells_present_from_missing_async(asandbox: AsyncSandbox, work_dir: str) -> None:
     assert await asandbox.files.exists(work_dir) is True
     assert await asandbox.files.exists(os.path.join(work_dir, "missing")) is False
+
+
+def test_is_running_probes_health(sandbox: Sandbox) -> None:
+    assert sandbox.is_running() is True
+
+
+async def test_is_running_probes_health_async(asandbox: AsyncSandbox) -> None:
+    assert await asandbox.is_running() is True
