@@ -16,7 +16,7 @@ export interface Registration {
 }
 
 /** Opens an upstream for a spec; the registry's only way to start servers (tests can swap it). */
-export type UpstreamOpener = (spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>) => Promise<Upstream>;
+export type UpstreamOpener = (spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>, signal?: AbortSignal) => Promise<Upstream>;
 
 const scopeKey = (s: Scope) => JSON.stringify([s.agentId, s.sessionId]);
 const where = (s: Scope) => `agent=${quote(s.agentId)} session=${quote(s.sessionId)}`;
@@ -27,13 +27,13 @@ const where = (s: Scope) => `agent=${quote(s.agentId)} session=${quote(s.session
  */
 export class McpRegistry {
   private readonly scopes = new Map<string, Map<string, Registration>>();
-  /** Names being connected right now, so a concurrent duplicate is refused instead of racing. */
-  private readonly connecting = new Set<string>();
+  /** Registrations still starting, so a concurrent duplicate is refused and shutdown can stop them. */
+  private readonly connecting = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   private closed = false;
 
   constructor(
     private readonly logger: Logger,
-    private readonly open: UpstreamOpener = (spec, log, headers) => Upstream.open(spec, log, headers),
+    private readonly open: UpstreamOpener = (spec, log, headers, signal) => Upstream.open(spec, log, headers, signal),
   ) {}
 
   /** Registrations of a pair, in registration order. */
@@ -60,13 +60,18 @@ export class McpRegistry {
     if (this.connecting.has(pendingKey) || (existing && existing.upstream.failure === undefined)) {
       throw new GatewayError('conflict', `${quote(spec.name)} already exists for ${where(scope)}`);
     }
-    this.connecting.add(pendingKey);
+    const abort = new AbortController();
+    const opening = (async () => {
+      if (existing) await this.detach(key, spec.name)?.upstream.close();
+      return this.open(spec, this.logger, runtimeHeaders, abort.signal);
+    })();
+    this.connecting.set(pendingKey, { abort, done: opening.catch(() => undefined) });
     try {
-      if (existing) await this.remove(scope, spec.name);
       let upstream: Upstream;
       try {
-        upstream = await this.open(spec, this.logger, runtimeHeaders);
+        upstream = await opening;
       } catch (err) {
+        if (this.closed) throw new GatewayError('upstream', 'the gateway is shutting down');
         throw err instanceof GatewayError ? err : new GatewayError('upstream', `connect failed: ${describeError(err)}`);
       }
       if (this.closed) {
@@ -86,13 +91,17 @@ export class McpRegistry {
 
   /** Unregisters and stops the server (its whole process group, for stdio). */
   async remove(scope: Scope, name: string): Promise<void> {
-    const reg = this.get(scope, name);
-    const key = scopeKey(scope);
-    const byName = this.scopes.get(key)!;
-    byName.delete(name);
-    if (byName.size === 0) this.scopes.delete(key);
-    await reg.upstream.close();
+    this.get(scope, name);
+    await this.detach(scopeKey(scope), name)?.upstream.close();
     this.logger.info({ agentId: scope.agentId, sessionId: scope.sessionId, mcp: name }, 'mcp removed');
+  }
+
+  private detach(key: string, name: string): Registration | undefined {
+    const byName = this.scopes.get(key);
+    const reg = byName?.get(name);
+    byName?.delete(name);
+    if (byName?.size === 0) this.scopes.delete(key);
+    return reg;
   }
 
   /** Replaces the runtime headers of a live streamable HTTP registration. */
@@ -114,12 +123,14 @@ export class McpRegistry {
     return upstreamCall(() => upstream.callTool(tool, args));
   }
 
-  /** Stops every server; later registrations are refused. */
+  /** Stops every server, those still starting included; later registrations are refused. */
   async closeAll(): Promise<void> {
     this.closed = true;
     const all = [...this.scopes.values()].flatMap((m) => [...m.values()]);
     this.scopes.clear();
-    await Promise.all(all.map((r) => r.upstream.close()));
+    const starting = [...this.connecting.values()];
+    for (const s of starting) s.abort.abort();
+    await Promise.all([...all.map((r) => r.upstream.close()), ...starting.map((s) => s.done)]);
     if (all.length > 0) this.logger.info({ count: all.length }, 'mcp upstreams closed');
   }
 }

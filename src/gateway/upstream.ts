@@ -65,6 +65,8 @@ function upstreamFetch(cfg: HttpUpstreamConfig, runtimeHeaders: () => Record<str
  */
 export class Upstream {
   private session: Session | undefined;
+  /** Every session opened and not yet ended (including one still connecting), so close() can end them all. */
+  private readonly live = new Set<Session>();
   private tools: Tool[] | undefined;
   private closed = false;
   /** Headers set at runtime (rotated credentials), never part of the spec; see `setRuntimeHeaders`. */
@@ -82,19 +84,27 @@ export class Upstream {
     private readonly logger: Logger,
   ) {}
 
-  /** Connects (stateful) or probes (stateless) and primes the tool list; throws with the reason it could not. */
-  static async open(spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>): Promise<Upstream> {
+  /**
+   * Connects (stateful) or probes (stateless) and primes the tool list; throws with the reason it could
+   * not. Aborting `signal` stops a server still starting (the daemon is shutting down).
+   */
+  static async open(spec: McpSpec, logger: Logger, runtimeHeaders?: Record<string, string>, signal?: AbortSignal): Promise<Upstream> {
     const up = new Upstream(spec, logger.child({ mcp: spec.name }));
     // Before connecting: a rotated credential must already be in place for the handshake.
     if (runtimeHeaders !== undefined) up.setRuntimeHeaders(runtimeHeaders);
-    if (spec.isStateful) up.session = await up.connect();
+    const stop = () => void up.close();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
+      if (signal?.aborted) throw new Error('the gateway is shutting down');
+      if (spec.isStateful) up.session = await up.connect();
       await up.listTools();
+      return up;
     } catch (err) {
       await up.close();
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', stop);
     }
-    return up;
   }
 
   /** The stdio server's pid while it runs (tests and logs). */
@@ -117,10 +127,13 @@ export class Upstream {
           ? new SSEClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) })
           : new StreamableHTTPClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) });
     const client = new Client(CLIENT_INFO, { capabilities: {} });
+    const session: Session = { client, transport };
+    this.live.add(session);
     try {
+      if (this.closed) throw new Error(`mcp ${quote(this.spec.name)} was removed`);
       await client.connect(transport, { timeout: this.requestTimeoutMs });
     } catch (err) {
-      await client.close().catch(() => undefined);
+      await this.end(session);
       const exit = transport instanceof ProcessGroupStdioTransport ? transport.describeExit(' before the MCP handshake finished') : undefined;
       if (exit) throw new Error(exit);
       if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
@@ -140,7 +153,12 @@ export class Upstream {
         this.logger.warn({ reason: this.failure, stderr: this.failureStderr }, 'mcp upstream stopped');
       };
     }
-    return { client, transport };
+    return session;
+  }
+
+  private async end(session: Session): Promise<void> {
+    this.live.delete(session);
+    await endSession(session);
   }
 
   private goneError(): GatewayError {
@@ -167,7 +185,7 @@ export class Upstream {
     try {
       return await fn(session.client);
     } finally {
-      await endSession(session);
+      await this.end(session);
     }
   }
 
@@ -237,9 +255,8 @@ export class Upstream {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const session = this.session;
     this.session = undefined;
-    if (session) await endSession(session);
+    await Promise.all([...this.live].map((s) => this.end(s)));
   }
 }
 

@@ -253,6 +253,26 @@ describe('gateway lifecycle', () => {
   });
 });
 
+describe('gateway lifecycle while a server is starting', () => {
+  it('stops a server whose registration is still waiting for its handshake when the daemon gets SIGTERM', async () => {
+    const marker = `sbx-gw-pending-${randomUUID()}`;
+    const d = await startDaemon({ gatewayPort: 'free' });
+    const api = new GatewayApi(d.gatewayUrl);
+    // A process that never speaks MCP: the registration waits for its handshake.
+    const silent = { ...stdioSpec('mute', marker), mcp_config: { type: 'stdio_mcp', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)', marker] } };
+    const pending = api.post('/mcps', silent).catch((err: unknown) => err);
+    try {
+      const deadline = Date.now() + 5000;
+      while (processesWith(marker).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(processesWith(marker)).toHaveLength(1);
+    } finally {
+      expect(await d.stop('SIGTERM')).toBe(0);
+    }
+    await pending;
+    expect(processesWith(marker)).toEqual([]);
+  });
+});
+
 describe('gateway health and auth', () => {
   it('answers /health with the nonce JSON when started with --instance-nonce', async () => {
     const d = await startDaemon({ gatewayPort: 'free', args: ['--instance-nonce', 'nonce-42', '--gateway-token', 'gw-secret'] });
