@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/gen/', 'node_modules/', 'test/python/.venv/', 'coverage/'] },
+  { ignores: ['dist/', 'src/gen/', 'node_modules/', 'test/python/.venv/', 'coverage/', 'build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
