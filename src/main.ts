@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: protobuf-es picks its base64 codec when it loads (see the module).
+import './services/process/base64.js';
 import { readFileSync } from 'node:fs';
 import { parseConfig, USAGE, UsageError } from './config.js';
 import { startDaemon } from './daemon.js';
