@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import {
   CallToolRequestSchema,
@@ -24,6 +25,8 @@ import { scopeOf } from './rest.js';
 import { toolEnabled } from './spec.js';
 
 const GATEWAY_INFO = { name: 'sandboxd-gateway', version: '0.1.0' };
+/** One schema validator for every per-request server: building an Ajv instance costs more than the request. */
+const validator = new AjvJsonSchemaValidator();
 /** Separates the MCP name from the tool name in the aggregated view. */
 export const TOOL_SEPARATOR = '__';
 
@@ -50,7 +53,7 @@ function asMcpError(err: unknown): McpError {
 
 /** Every tool of a pair's MCPs, named `{mcp}__{tool}`, with each registration's enable/disable filters. */
 function aggregateServer(registry: McpRegistry, scope: Scope, logger: Logger): Server {
-  const server = new Server(GATEWAY_INFO, { capabilities: { tools: {} } });
+  const server = new Server(GATEWAY_INFO, { capabilities: { tools: {} }, jsonSchemaValidator: validator });
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const regs = registry.list(scope);
     const lists = await Promise.all(
@@ -95,7 +98,7 @@ function forwardingServer(reg: Registration): Server {
   if (has.resources) capabilities.resources = {};
   if (has.prompts) capabilities.prompts = {};
   if (has.completions) capabilities.completions = {};
-  const server = new Server(up.serverInfo, { capabilities, instructions: up.instructions });
+  const server = new Server(up.serverInfo, { capabilities, instructions: up.instructions, jsonSchemaValidator: validator });
   const pass = async <T>(fn: Parameters<typeof up.forward<T>>[0]): Promise<T> => {
     try {
       return await up.forward(fn);

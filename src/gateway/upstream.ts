@@ -11,6 +11,7 @@ import {
   type ServerCapabilities,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { Logger } from '../log.js';
 import { describeError, GatewayError, quote } from './errors.js';
 import type { HttpUpstreamConfig, McpSpec } from './spec.js';
@@ -19,6 +20,8 @@ import { ProcessGroupStdioTransport } from './stdio-transport.js';
 const CLIENT_INFO: Implementation = { name: 'sandboxd-gateway', version: '0.1.0' };
 /** setTimeout's ceiling: the SDK wants a number, and AgentScope waits on a tool without limit. */
 const NO_TIMEOUT_MS = 2_147_483_647;
+/** Shared by every client: stateless upstreams open one per call, and an Ajv instance is costly to build. */
+const validator = new AjvJsonSchemaValidator();
 /** Handshake and listing bound for stdio servers (the SDK's default request timeout). */
 const STDIO_REQUEST_TIMEOUT_MS = 60_000;
 
@@ -126,7 +129,7 @@ export class Upstream {
         : cfg.transport === 'sse'
           ? new SSEClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) })
           : new StreamableHTTPClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) });
-    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: validator });
     const session: Session = { client, transport };
     this.live.add(session);
     try {
