@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { GatewayEnv } from './app.js';
 import { describeError, GatewayError } from './errors.js';
 import type { McpRegistry, Registration, Scope } from './registry.js';
-import { scopeOf } from './rest.js';
+import { MAX_BODY_BYTES, scopeOf } from './rest.js';
 import { toolEnabled } from './spec.js';
 
 const GATEWAY_INFO = { name: 'sandboxd-gateway', version: '0.1.0' };
@@ -137,7 +137,11 @@ function forwardingServer(reg: Registration): Server {
  * nothing to clean up when a client goes away, and every request sees the registry as it is now.
  */
 async function serveStateless(c: Context, server: Server): Promise<Response> {
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  const transport = new WebStandardStreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: true,
+    maxRequestBodySize: MAX_BODY_BYTES,
+  });
   await server.connect(transport);
   try {
     return await transport.handleRequest(c.req.raw);

@@ -1,9 +1,13 @@
 import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { GatewayError } from './errors.js';
 import type { McpRegistry, Scope } from './registry.js';
 import { parseMcpSpec, parseRuntimeHeaders } from './spec.js';
 import { toolChunkFromResult } from './tool-chunk.js';
 import type { GatewayEnv } from './app.js';
+
+/** Largest request body the gateway reads (tool arguments can carry file contents; the MCP SDK's default is 4 MiB). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Every route takes `?agent_id=&session_id=` (both default to empty). */
 export function scopeOf(c: Context): Scope {
@@ -28,6 +32,9 @@ async function jsonBody(c: Context): Promise<unknown> {
 /** AgentScope's `/mcps` REST API. */
 export function restRoutes(registry: McpRegistry): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
+  const limit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ detail: `request body larger than ${MAX_BODY_BYTES} bytes` }, 413) });
+  app.use('/mcps', limit);
+  app.use('/mcps/*', limit);
 
   app.get('/mcps', (c) => c.json(registry.list(scopeOf(c)).map((r) => r.spec.raw)));
 

@@ -138,6 +138,12 @@ describe('gateway REST API with stdio upstreams', () => {
     expect((await api.get('/mcps')).body).toEqual([]);
   });
 
+  it('answers 413 for a body over 16 MiB instead of reading it all', async () => {
+    const res = await api.post('/mcps', undefined, ' '.repeat(16 * 1024 * 1024 + 1));
+    expect(res).toMatchObject({ status: 413, body: { detail: 'request body larger than 16777216 bytes' } });
+    expect((await fetch(`${d.gatewayUrl}/health`)).status).toBe(200);
+  });
+
   it('answers 404 for an unknown MCP on every route', async () => {
     const detail = "'ghost' not found for agent='' session=''";
     expect(await api.get('/mcps/ghost/tools')).toMatchObject({ status: 404, body: { detail } });
