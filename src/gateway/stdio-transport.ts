@@ -87,9 +87,21 @@ export class ProcessGroupStdioTransport implements Transport {
     child.stdout.on('data', (chunk: Buffer) => {
       try {
         this.buffer.append(chunk);
-        for (let msg = this.buffer.readMessage(); msg !== null; msg = this.buffer.readMessage()) this.onmessage?.(msg);
       } catch (err) {
+        // A message beyond the buffer limit: the stream cannot be resynchronised (the SDK closes too).
         this.onerror?.(err as Error);
+        void this.close();
+        return;
+      }
+      for (;;) {
+        try {
+          const msg = this.buffer.readMessage();
+          if (msg === null) break;
+          this.onmessage?.(msg);
+        } catch (err) {
+          // A line that is not JSON-RPC (a server logging to stdout) is reported and skipped.
+          this.onerror?.(err as Error);
+        }
       }
     });
     child.stderr.on('data', (chunk: Buffer) => {

@@ -71,7 +71,7 @@ export class Upstream {
   /** Every session opened and not yet ended (including one still connecting), so close() can end them all. */
   private readonly live = new Set<Session>();
   private tools: Tool[] | undefined;
-  private closed = false;
+  private closing: Promise<void> | undefined;
   /** Headers set at runtime (rotated credentials), never part of the spec; see `setRuntimeHeaders`. */
   private runtimeHeaders: Record<string, string> = {};
   /** Why a stateful upstream stopped working (its process exited, say); set once, never cleared. */
@@ -254,12 +254,17 @@ export class Upstream {
     this.runtimeHeaders = { ...headers };
   }
 
-  /** Ends the session and, for stdio, the server's whole process group. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.session = undefined;
-    await Promise.all([...this.live].map((s) => this.end(s)));
+  private get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Ends every session and, for stdio, the server's whole process group; every caller waits for all of it. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.session = undefined;
+      this.closing = Promise.all([...this.live].map((s) => this.end(s))).then(() => undefined);
+    }
+    return this.closing;
   }
 }
 

@@ -227,6 +227,18 @@ describe('gateway REST API with stdio upstreams', () => {
     expect(await waitUntilGone(m)).toEqual([]);
   });
 
+  it('tolerates a server that prints a non-JSON banner on stdout before speaking MCP', async () => {
+    const m = `${marker}-banner`;
+    const noisy = {
+      ...stdioSpec('noisy', m),
+      mcp_config: { type: 'stdio_mcp', command: 'sh', args: ['-c', `echo 'welcome to my server'; exec "${process.execPath}" "${EVERYTHING}" stdio ${m}`] },
+    };
+    expect((await api.post('/mcps', noisy)).status).toBe(200);
+    const res = await api.post('/mcps/noisy/tools/echo', { arguments: { message: 'past the banner' } });
+    expect((res.body as { chunk: { content: { text: string }[] } }).chunk.content[0]?.text).toBe('Echo: past the banner');
+    expect((await api.delete('/mcps/noisy')).status).toBe(200);
+  });
+
   it('leaves no process behind after DELETE, even for a server started through a shell', async () => {
     const m = `${marker}-shell`;
     const viaShell = {
