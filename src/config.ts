@@ -11,6 +11,8 @@ export interface Config {
   gatewayToken: string | undefined;
   instanceNonce: string | undefined;
   logLevel: string;
+  /** Forward loopback-only listeners to the external addresses (default: on when bound beyond loopback). */
+  portForward: boolean;
 }
 
 export const USAGE = `sandboxd: envd-compatible sandbox daemon with an MCP gateway
@@ -27,6 +29,9 @@ Usage: sandboxd [options]
   --gateway-token <t>   require 'Authorization: Bearer <t>' on the gateway (env SANDBOXD_GATEWAY_TOKEN)
   --instance-nonce <n>  gateway /health answers {"status":"ok","instance_nonce":"<n>"}
   --log-level <level>   pino log level (default info)
+  --port-forward        make services listening only on 127.0.0.1/::1 reachable on the
+                        external addresses, same port (default: on when --host goes
+                        beyond loopback); --no-port-forward turns it off
   --version             print the version and exit
   --help                print this help and exit
 `;
@@ -51,6 +56,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       args: argv,
       strict: true,
       allowPositionals: false,
+      allowNegative: true,
       options: {
         port: { type: 'string' },
         'gateway-port': { type: 'string' },
@@ -61,6 +67,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'gateway-token': { type: 'string' },
         'instance-nonce': { type: 'string' },
         'log-level': { type: 'string' },
+        'port-forward': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -70,18 +77,20 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
+  const hosts = values.host && values.host.length > 0 ? values.host : ['127.0.0.1', '::1'];
   return {
     kind: 'run',
     config: {
       port: parsePort('--port', values.port, 49983),
       gatewayPort: parsePort('--gateway-port', values['gateway-port'], 5600),
-      hosts: values.host && values.host.length > 0 ? values.host : ['127.0.0.1', '::1'],
+      hosts,
       user: values.user ?? 'root',
       workdir: values.workdir,
       accessToken: values['access-token'] ?? (env.SANDBOXD_ACCESS_TOKEN || undefined),
       gatewayToken: values['gateway-token'] ?? (env.SANDBOXD_GATEWAY_TOKEN || undefined),
       instanceNonce: values['instance-nonce'],
       logLevel: values['log-level'] ?? env.SANDBOXD_LOG_LEVEL ?? 'info',
+      portForward: values['port-forward'] ?? !isLoopbackOnly(hosts),
     },
   };
 }

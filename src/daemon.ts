@@ -3,6 +3,7 @@ import { isLoopbackOnly, type Config } from './config.js';
 import { createGateway } from './gateway/app.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
+import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { closeProcesses } from './services/process/index.js';
@@ -45,6 +46,9 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
         'Pass --access-token (or SANDBOXD_ACCESS_TOKEN), or have the orchestrator call POST /init with one.',
     );
   }
+
+  const stopPortForwarding = startPortForwarding(config, logger, gatewayPort === undefined ? [envdBound.port] : [envdBound.port, gatewayPort]);
+  if (stopPortForwarding) closers.push(stopPortForwarding);
 
   return {
     deps,
