@@ -11,9 +11,40 @@ import type { Env } from './app.js';
 import { negotiateEncoding } from './encoding.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
+import { registerCompose } from './files-compose.js';
+import { registerUpload } from './files-upload.js';
 
 /** Bytes read from disk per chunk: large enough to keep syscalls and stream overhead low. */
 const READ_CHUNK = 256 * 1024;
+
+/** The part of a file a request asked for: all of it, one range, or a range that cannot be served. */
+export type RangeChoice = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
+
+/**
+ * Interprets a Range header as Go's ServeContent does for one range: `bytes=a-b`, `bytes=a-` and
+ * `bytes=-n`; ranges past the end are unsatisfiable. Several ranges are answered whole (allowed
+ * by RFC 9110), as is anything that is not a byte range.
+ */
+export function chooseRange(header: string | undefined, size: number): RangeChoice {
+  if (!header) return { kind: 'full' };
+  const m = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header.trim());
+  if (!m) return header.trim().startsWith('bytes=') && !header.includes(',') ? { kind: 'unsatisfiable' } : { kind: 'full' };
+  const [, first, last] = m;
+  if (first === '' && last === '') return { kind: 'unsatisfiable' };
+  if (first === '') {
+    const n = Number(last);
+    if (n === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(first);
+  if (start >= size) return { kind: 'unsatisfiable' };
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (end < start) return { kind: 'unsatisfiable' };
+  return { kind: 'partial', start, end };
+}
+
+/** HTTP dates have whole seconds; Go compares modification times truncated to them. */
+const wholeSeconds = (ms: number): number => Math.floor(ms / 1000) * 1000;
 
 export function filesRoutes(deps: ServiceDeps): Hono<Env> {
   const app = new Hono<Env>();
@@ -34,6 +65,37 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
     if (coding === undefined) throw new HttpError(400, 'error parsing Accept-Encoding: no acceptable encoding found, supported: [gzip]');
     if (['range', 'if-modified-since', 'if-none-match', 'if-range'].some((h) => c.req.header(h) !== undefined)) coding = 'identity';
 
+    const res = c.env.outgoing;
+    const mtime = wholeSeconds(st.mtimeMs);
+    const baseHeaders: Record<string, string | number> = {
+      'Content-Disposition': contentDisposition(path.basename(resolved)),
+      Vary: 'Accept-Encoding',
+      'Last-Modified': new Date(mtime).toUTCString(),
+      'Cache-Control': 'no-store',
+    };
+
+    // Conditional requests, as ServeContent checks them (there is no ETag).
+    const unmodifiedSince = Date.parse(c.req.header('if-unmodified-since') ?? '');
+    if (!Number.isNaN(unmodifiedSince) && mtime > unmodifiedSince) {
+      res.writeHead(412, baseHeaders);
+      res.end();
+      return RESPONSE_ALREADY_SENT;
+    }
+    const modifiedSince = Date.parse(c.req.header('if-modified-since') ?? '');
+    if (c.req.header('if-none-match') === undefined && !Number.isNaN(modifiedSince) && mtime <= modifiedSince) {
+      res.writeHead(304, baseHeaders);
+      res.end();
+      return RESPONSE_ALREADY_SENT;
+    }
+    let range = chooseRange(c.req.header('range'), st.size);
+    const ifRange = c.req.header('if-range');
+    if (ifRange !== undefined && Date.parse(ifRange) !== mtime) range = { kind: 'full' };
+    if (range.kind === 'unsatisfiable') {
+      res.writeHead(416, { ...baseHeaders, 'Content-Range': `bytes */${st.size}`, 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('invalid range: failed to overlap\n');
+      return RESPONSE_ALREADY_SENT;
+    }
+
     let fh;
     try {
       fh = await open(resolved, 'r');
@@ -46,20 +108,22 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
       contentType = sniffType(head.subarray(0, bytesRead));
     }
-
-    const res = c.env.outgoing;
-    const headers: Record<string, string | number> = {
-      'Content-Type': contentType,
-      'Content-Disposition': contentDisposition(path.basename(resolved)),
-      Vary: 'Accept-Encoding',
-      'Last-Modified': st.mtime.toUTCString(),
-      'Cache-Control': 'no-store',
-    };
-    const source = createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, start: 0 });
+    const headers = { ...baseHeaders, 'Content-Type': contentType };
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : st.size - 1;
+    const source = createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, start, end: range.kind === 'partial' ? end : undefined });
     try {
-      if (coding === 'gzip') {
+      if (coding === 'gzip' && range.kind === 'full') {
         res.writeHead(200, { ...headers, 'Content-Encoding': 'gzip' });
         await pipeline(source, createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
+      } else if (range.kind === 'partial') {
+        res.writeHead(206, {
+          ...headers,
+          'Content-Length': end - start + 1,
+          'Content-Range': `bytes ${start}-${end}/${st.size}`,
+          'Accept-Ranges': 'bytes',
+        });
+        await pipeline(source, res);
       } else {
         res.writeHead(200, { ...headers, 'Content-Length': st.size, 'Accept-Ranges': 'bytes' });
         await pipeline(source, res);
@@ -71,5 +135,7 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
     return RESPONSE_ALREADY_SENT;
   });
 
+  registerUpload(app, deps);
+  registerCompose(app, deps);
   return app;
 }

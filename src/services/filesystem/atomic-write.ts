@@ -1,0 +1,199 @@
+import type { Stats } from 'node:fs';
+import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { isXattrUnsupported, replaceMetadata } from '../../system/xattrs.js';
+import { ensureDirs } from './ensure-dirs.js';
+import { errnoCode, messageOf } from './errors.js';
+import { announceReplace, tempPathFor } from './replace-hints.js';
+
+/**
+ * What went wrong, in terms a caller can answer with: the target is a directory (400), the disk or
+ * inode table is full (507), the source stream failed (client gone, bad gzip: the caller decides),
+ * or anything else (500).
+ */
+export type WriteFailureKind = 'is-directory' | 'no-space' | 'source' | 'internal';
+
+export class WriteFailure extends Error {
+  constructor(
+    readonly kind: WriteFailureKind,
+    message: string,
+    readonly source?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface AtomicWriteOptions {
+  uid: number;
+  gid: number;
+  /** Replaces the file's `user.e2b.*` metadata (empty clears it). */
+  metadata: Record<string, string>;
+  /** Keep the permission bits of a file being overwritten (an upload does, as envd's O_TRUNC does). */
+  keepMode: boolean;
+  /** Told when the filesystem has no xattrs: the bytes are kept, the metadata is not. */
+  onXattrUnsupported?: (err: unknown) => void;
+}
+
+/** Bytes handed to each write(2): large enough that a 1 GiB upload is a few thousand syscalls. */
+const WRITE_CHUNK = 1024 * 1024;
+
+// proc, sysfs, cgroup, cgroup2, debugfs, tracefs, securityfs, configfs: files there are written in place.
+const PSEUDO_FILESYSTEMS = new Set([0x9fa0, 0x62656572, 0x27e0eb, 0x63677270, 0x64626720, 0x74726163, 0x73636673, 0x62656570]);
+
+const isNoSpace = (err: unknown): boolean => errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT';
+
+/**
+ * Streams `source` into `target` without ever truncating what is there: the bytes go to a temporary
+ * file in the same directory, owned by uid:gid, that is renamed over the target only once complete.
+ * Missing parents are created for the user. A symlink target is followed (the link stays); device
+ * files and files on pseudo filesystems (/proc, /sys) are written in place, since nothing can be
+ * renamed onto them. Resolves to the path the bytes landed at.
+ */
+export async function writeFileAtomically(target: string, source: Readable, opts: AtomicWriteOptions): Promise<string> {
+  try {
+    await ensureDirs(path.dirname(target), opts.uid, opts.gid);
+  } catch (err) {
+    throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error ensuring directories: ${messageOf(err)}`);
+  }
+  const { dest, existing } = await destinationOf(target);
+  if (existing?.isDirectory()) throw new WriteFailure('is-directory', `path is a directory: ${target}`);
+  if (existing && (!existing.isFile() || (await onPseudoFilesystem(dest)))) {
+    await writeInPlace(dest, source, opts);
+  } else {
+    await writeViaTemp(dest, existing, source, opts);
+  }
+  return dest;
+}
+
+/** Where writing `target` lands: itself, or the file a symlink points to (as O_CREAT through a link does). */
+async function destinationOf(target: string): Promise<{ dest: string; existing: Stats | undefined }> {
+  let st: Stats | undefined;
+  try {
+    st = await lstat(target);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw new WriteFailure('internal', `error getting file info: ${messageOf(err)}`);
+  }
+  if (!st?.isSymbolicLink()) return { dest: target, existing: st };
+  try {
+    const real = await realpath(target);
+    return { dest: real, existing: await stat(real) };
+  } catch {
+    // A dangling link: the file it names gets created.
+    return { dest: path.resolve(path.dirname(target), await readlink(target)), existing: undefined };
+  }
+}
+
+async function onPseudoFilesystem(p: string): Promise<boolean> {
+  try {
+    return PSEUDO_FILESYSTEMS.has(Number((await statfs(p)).type));
+  } catch {
+    return false;
+  }
+}
+
+async function writeViaTemp(dest: string, existing: Stats | undefined, source: Readable, opts: AtomicWriteOptions): Promise<void> {
+  const tmp = tempPathFor(dest);
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'wx', 0o666);
+  } catch (err) {
+    if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
+    throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
+  }
+  let renamed = false;
+  try {
+    try {
+      await fh.chown(opts.uid, opts.gid);
+      // After chown, which clears set-id bits, so they survive an overwrite too.
+      if (existing && opts.keepMode) await fh.chmod(existing.mode & 0o7777);
+    } catch (err) {
+      throw new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
+    }
+    await copyInto(source, fh);
+    await writeMetadata(tmp, opts);
+    announceReplace(dest, existing !== undefined);
+    try {
+      await rename(tmp, dest);
+    } catch (err) {
+      throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error moving the upload into place: ${messageOf(err)}`);
+    }
+    renamed = true;
+  } finally {
+    await fh.close().catch(() => undefined);
+    if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+async function writeInPlace(dest: string, source: Readable, opts: AtomicWriteOptions): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await open(dest, 'w');
+  } catch (err) {
+    throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error opening file: ${messageOf(err)}`);
+  }
+  try {
+    await copyInto(source, fh);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  await writeMetadata(dest, opts);
+}
+
+/**
+ * Pipes source into the file with backpressure and tells a failing source from a failing disk.
+ * The source is never destroyed here: it may be the HTTP request, whose socket must survive to
+ * carry the error answer (a 507 for a full disk).
+ */
+function copyInto(source: Readable, fh: FileHandle): Promise<void> {
+  // The stream closes the handle when done (a handle lent to a stream cannot be closed otherwise).
+  const sink = fh.createWriteStream({ highWaterMark: WRITE_CHUNK });
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (failure?: WriteFailure): void => {
+      if (settled) return;
+      settled = true;
+      source.off('error', onSourceError);
+      source.off('close', onSourceClose);
+      sink.off('error', onSinkError);
+      sink.off('close', onClose);
+      if (!failure) return resolve();
+      source.unpipe(sink);
+      sink.destroy();
+      reject(failure);
+    };
+    const onSourceError = (err: unknown): void => settle(new WriteFailure('source', messageOf(err), err));
+    const onSourceClose = (): void => {
+      if (!source.readableEnded) settle(new WriteFailure('source', 'aborted'));
+    };
+    const onSinkError = (err: unknown): void => {
+      if (isNoSpace(err)) settle(new WriteFailure('no-space', 'not enough disk space available'));
+      else settle(new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
+    };
+    const onClose = (): void => {
+      if (sink.writableFinished) settle();
+      else settle(new WriteFailure('internal', 'error writing file: closed early'));
+    };
+    source.on('error', onSourceError);
+    source.on('close', onSourceClose);
+    sink.on('error', onSinkError);
+    sink.on('close', onClose);
+    // The source may have failed while the target was being prepared.
+    if (source.errored) return onSourceError(source.errored);
+    if (source.destroyed) return onSourceClose();
+    source.pipe(sink);
+  });
+}
+
+async function writeMetadata(p: string, opts: AtomicWriteOptions): Promise<void> {
+  try {
+    await replaceMetadata(p, opts.metadata);
+  } catch (err) {
+    if (isXattrUnsupported(err)) {
+      opts.onXattrUnsupported?.(err);
+      return;
+    }
+    if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough space for file metadata: ${messageOf(err)}`);
+    throw new WriteFailure('internal', `error writing file metadata: ${messageOf(err)}`);
+  }
+}
