@@ -61,7 +61,7 @@ function decodedBody(incoming: Incoming): Readable {
     const gunzip = createGunzip();
     // Bad gzip may fail before anyone reads; the error is picked up from `errored` then.
     gunzip.on('error', () => undefined);
-    incoming.once('error', (err) => gunzip.destroy(err));
+    incoming.on('error', (err) => gunzip.destroy(err));
     incoming.once('close', () => {
       if (!incoming.complete) gunzip.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
     });
@@ -152,6 +152,8 @@ function uploadMultipart(incoming: Incoming, body: Readable, queryPath: string |
     };
 
     parser.on('file', (field, stream, info) => {
+      // Part streams fail when the form does; that is handled through `fail`, never as a crash.
+      stream.on('error', () => undefined);
       if (failed || field !== 'file') {
         stream.resume();
         return;

@@ -25,6 +25,11 @@ export interface DaemonOptions {
   gatewayPort?: number | 'off' | 'free';
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * A command the daemon runs under, e.g. `['unshare', '-m', 'sh', '-c', 'mount ... && exec "$0" "$@"']`;
+   * node and its arguments are appended. It must exec the daemon so signals reach it.
+   */
+  wrap?: string[];
 }
 
 /** Starts the built daemon as a child process and resolves once both faces listen. */
@@ -33,7 +38,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const gw = opts.gatewayPort ?? 'off';
   args.push('--gateway-port', gw === 'off' ? '0' : String(gw === 'free' ? await freePort() : gw));
   args.push(...(opts.args ?? []));
-  const child = spawn(process.execPath, args, {
+  const [command, ...prefix] = [...(opts.wrap ?? []), process.execPath];
+  const child = spawn(command!, [...prefix, ...args], {
     env: { ...process.env, SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -153,10 +153,7 @@ function copyInto(source: Readable, fh: FileHandle): Promise<void> {
     const settle = (failure?: WriteFailure): void => {
       if (settled) return;
       settled = true;
-      source.off('error', onSourceError);
-      source.off('close', onSourceClose);
-      sink.off('error', onSinkError);
-      sink.off('close', onClose);
+      // The listeners stay: a late 'error' from either stream must find one rather than crash the daemon.
       if (!failure) return resolve();
       source.unpipe(sink);
       sink.destroy();
