@@ -49,7 +49,6 @@ PENDING: set[str] = {
     "filesystem.Filesystem/CreateWatcher",
     "filesystem.Filesystem/GetWatcherEvents",
     "filesystem.Filesystem/RemoveWatcher",
-    "POST /files",
 }
 
 
