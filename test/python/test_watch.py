@@ -11,6 +11,17 @@ import pytest
 from e2b import AsyncSandbox, FileNotFoundException, FilesystemEvent, FilesystemEventType, Sandbox, SandboxException
 
 
+async def _seen(events: list[FilesystemEvent], name: str, kind: FilesystemEventType) -> None:
+    async def poll() -> None:
+        while not any(e.name == name and e.type == kind for e in events):
+            await asyncio.sleep(0.02)
+
+    try:
+        await asyncio.wait_for(poll(), 10)
+    except TimeoutError:
+        raise AssertionError(f"no {kind.value} event for {name!r}; got {[(e.name, e.type.value) for e in events]}")
+
+
 @pytest.mark.needs("filesystem.Filesystem/WatchDir")
 async def test_watch_dir_streams_events_async(asandbox: AsyncSandbox, work_dir: str) -> None:
     events: list[FilesystemEvent] = []
@@ -18,16 +29,15 @@ async def test_watch_dir_streams_events_async(asandbox: AsyncSandbox, work_dir: 
     handle = await asandbox.files.watch_dir(work_dir, on_event=events.append, on_exit=exits.append)
     with open(os.path.join(work_dir, "new.txt"), "w") as f:
         f.write("hello")
+    await _seen(events, "new.txt", FilesystemEventType.CREATE)
+    await _seen(events, "new.txt", FilesystemEventType.WRITE)
+    os.chmod(os.path.join(work_dir, "new.txt"), 0o600)
+    await _seen(events, "new.txt", FilesystemEventType.CHMOD)
     os.rename(os.path.join(work_dir, "new.txt"), os.path.join(work_dir, "renamed.txt"))
+    await _seen(events, "new.txt", FilesystemEventType.RENAME)
+    await _seen(events, "renamed.txt", FilesystemEventType.CREATE)
     os.remove(os.path.join(work_dir, "renamed.txt"))
-
-    async def seen(name: str, kind: FilesystemEventType) -> None:
-        while not any(e.name == name and e.type == kind for e in events):
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(seen("new.txt", FilesystemEventType.CREATE), 10)
-    await asyncio.wait_for(seen("new.txt", FilesystemEventType.WRITE), 10)
-    await asyncio.wait_for(seen("renamed.txt", FilesystemEventType.REMOVE), 10)
+    await _seen(events, "renamed.txt", FilesystemEventType.REMOVE)
     await handle.stop()
     assert exits in ([], [None])
 
@@ -38,12 +48,7 @@ async def test_recursive_watch_names_nested_paths_async(asandbox: AsyncSandbox, 
     events: list[FilesystemEvent] = []
     handle = await asandbox.files.watch_dir(work_dir, on_event=events.append, recursive=True)
     open(os.path.join(work_dir, "sub", "deep.txt"), "w").close()
-
-    async def seen() -> None:
-        while not any(e.name == "sub/deep.txt" and e.type == FilesystemEventType.CREATE for e in events):
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(seen(), 10)
+    await _seen(events, "sub/deep.txt", FilesystemEventType.CREATE)
     await handle.stop()
 
 
