@@ -1,0 +1,12 @@
+/** envd's pacing when a stream does not ask for one (seconds). */
+export const DEFAULT_KEEPALIVE_SECONDS = 90;
+
+/**
+ * Interval between keepalive events of a server stream, from `Keepalive-Ping-Interval` (whole
+ * seconds, as the SDK sends 50); missing or invalid values fall back to envd's default.
+ */
+export function keepaliveIntervalMs(headers: Headers): number {
+  const text = headers.get('keepalive-ping-interval')?.trim() ?? '';
+  const seconds = /^\d+$/.test(text) ? Number(text) : 0;
+  return (seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;
+}

@@ -1,0 +1,236 @@
+import { watch, type BigIntStats, type FSWatcher } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { EventType, type EntryInfo } from '../../gen/filesystem/filesystem_pb.js';
+import { entryInfo } from '../../system/entry.js';
+import type { UserDb } from '../../system/users.js';
+import { isDaemonTempName, replaceHint } from './replace-hints.js';
+
+/**
+ * Directory watching on Node's fs.watch (inotify), one watch per directory as fsnotify does.
+ *
+ * Why not chokidar or `fs.watch({recursive: true})`: both put an inotify watch on every file and
+ * stat the whole tree up front (measured on 20,000 files in 526 directories: chokidar 1.7 s,
+ * +194 MiB, 20,526 watches; Node's recursive mode 0.67 s, +85 MiB, 20,526 watches; one watch per
+ * directory 28 ms, +6 MiB, 526 watches), and neither can tell a rename from a remove or a chmod
+ * from a write. fs.watch reports only 'rename' (something appeared or went) and 'change'
+ * (IN_MODIFY or IN_ATTRIB); an lstat per event recovers envd's event types:
+ * - 'rename' and the path exists → CREATE (a new directory is watched too when recursive);
+ * - 'rename' and it is gone → RENAME when the next event of the same inotify read is a name that
+ *   appeared (the other half of a move), else REMOVE;
+ * - 'change' → CHMOD when only the inode changed (ctime after mtime, or a directory), else WRITE.
+ * The daemon's own upload temporaries are hidden, and the rename that lands an upload is reported
+ * as envd's in-place write shows it: CREATE (for a new file) then WRITE.
+ */
+
+export interface WatchEvent {
+  /** Path relative to the watched directory. */
+  name: string;
+  type: EventType;
+  entry?: EntryInfo;
+}
+
+export interface DirectoryWatcherOptions {
+  recursive: boolean;
+  /** Attach EntryInfo to create, write and chmod events (best effort: absent when the path is gone). */
+  includeEntry: boolean;
+  users: UserDb;
+  onEvent: (event: WatchEvent) => void;
+  /** The watch cannot go on (e.g. the inotify watch limit was hit); no more events follow. */
+  onError: (err: Error) => void;
+}
+
+interface RawEvent {
+  dir: string;
+  kind: string;
+  name: string;
+  /** Events delivered by the same inotify read share a batch (the halves of a move do). */
+  batch: number;
+}
+
+/** How long a name reported as created by a directory scan is not reported again. */
+const SCAN_DEDUP_MS = 2_000;
+
+export class DirectoryWatcher {
+  private readonly dirs = new Map<string, FSWatcher>();
+  private readonly queue: RawEvent[] = [];
+  private readonly scanned = new Map<string, number>();
+  private draining = false;
+  private batch = 0;
+  private batchOpen = false;
+  private closed = false;
+
+  private constructor(
+    readonly root: string,
+    private readonly opts: DirectoryWatcherOptions,
+  ) {}
+
+  /** Starts watching `root` (a directory); throws when even the root cannot be watched. */
+  static async start(root: string, opts: DirectoryWatcherOptions): Promise<DirectoryWatcher> {
+    const w = new DirectoryWatcher(root, opts);
+    w.addDir(root, true);
+    if (opts.recursive) await w.scan(root, false);
+    return w;
+  }
+
+  /** Number of directories under watch (one inotify watch each). */
+  get watchedDirectories(): number {
+    return this.dirs.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    for (const w of this.dirs.values()) w.close();
+    this.dirs.clear();
+  }
+
+  private addDir(dir: string, isRoot = false): void {
+    if (this.closed || this.dirs.has(dir)) return;
+    let w: FSWatcher;
+    try {
+      w = watch(dir, { persistent: false }, (kind, name) => this.raw(dir, kind, name));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (isRoot) throw err;
+      // Gone again before we got to it: its removal is reported by its parent.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      this.fail(new Error(`error adding path ${dir} to watcher: ${(err as Error).message}`));
+      return;
+    }
+    w.on('error', () => this.dropTree(dir));
+    this.dirs.set(dir, w);
+  }
+
+  /** Watches every directory below `dir`; with `announce`, what is found is reported as created. */
+  private async scan(dir: string, announce: boolean): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (this.closed) return;
+      if (isDaemonTempName(e.name)) continue;
+      const p = path.join(dir, e.name);
+      if (announce) {
+        this.remember(p);
+        await this.emit(EventType.CREATE, p);
+      }
+      if (e.isDirectory()) {
+        this.addDir(p);
+        await this.scan(p, announce);
+      }
+    }
+  }
+
+  private remember(p: string): void {
+    const now = Date.now();
+    if (this.scanned.size > 1000) for (const [q, t] of this.scanned) if (now - t >= SCAN_DEDUP_MS) this.scanned.delete(q);
+    this.scanned.set(p, now);
+  }
+
+  private dropTree(dir: string): void {
+    for (const [d, w] of this.dirs) {
+      if (d === dir || d.startsWith(dir + '/')) {
+        w.close();
+        this.dirs.delete(d);
+      }
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.close();
+    this.opts.onError(err);
+  }
+
+  private raw(dir: string, kind: string, name: string | Buffer | null): void {
+    if (this.closed || name === null) return;
+    if (!this.batchOpen) {
+      this.batch++;
+      this.batchOpen = true;
+      setImmediate(() => (this.batchOpen = false));
+    }
+    this.queue.push({ dir, kind, name: name.toString(), batch: this.batch });
+    if (!this.draining) {
+      this.draining = true;
+      // After the poll phase, so both halves of a move are queued before the first is judged.
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.closed && this.queue.length > 0) await this.handle(this.queue.shift()!);
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handle(ev: RawEvent): Promise<void> {
+    if (isDaemonTempName(ev.name)) return;
+    const full = path.join(ev.dir, ev.name);
+    const st = await lstatOf(full);
+    if (!st && ev.name === path.basename(ev.dir)) {
+      // inotify reports changes of a watched directory itself under its own name; its parent
+      // reports them properly. If it is gone, so are its watches.
+      if (!(await lstatOf(ev.dir))) this.dropTree(ev.dir);
+      return;
+    }
+    if (ev.kind === 'change') {
+      if (!st || replaceHint(full)) return;
+      const attributesOnly = st.isDirectory() || st.ctimeNs > st.mtimeNs;
+      return this.emit(attributesOnly ? EventType.CHMOD : EventType.WRITE, full);
+    }
+    if (st) {
+      const hint = replaceHint(full);
+      if (hint) {
+        if (!hint.existed) await this.emit(EventType.CREATE, full);
+        return this.emit(EventType.WRITE, full);
+      }
+      const seen = this.scanned.get(full);
+      if (seen !== undefined && Date.now() - seen < SCAN_DEDUP_MS) return;
+      await this.emit(EventType.CREATE, full);
+      if (st.isDirectory() && this.opts.recursive) {
+        this.addDir(full);
+        await this.scan(full, true);
+      }
+      return;
+    }
+    this.dropTree(full);
+    const next = this.queue[0];
+    if (next && next.batch === ev.batch && next.kind === 'rename' && !isDaemonTempName(next.name)) {
+      const nextPath = path.join(next.dir, next.name);
+      if (nextPath === full) {
+        // Created and removed before we looked: both happened.
+        this.queue.shift();
+        await this.emit(EventType.CREATE, full);
+        return this.emit(EventType.REMOVE, full);
+      }
+      if (await lstatOf(nextPath)) return this.emit(EventType.RENAME, full);
+    }
+    return this.emit(EventType.REMOVE, full);
+  }
+
+  private async emit(type: EventType, full: string): Promise<void> {
+    if (this.closed) return;
+    const event: WatchEvent = { name: path.relative(this.root, full), type };
+    if (this.opts.includeEntry && (type === EventType.CREATE || type === EventType.WRITE || type === EventType.CHMOD)) {
+      event.entry = await entryInfo(full, this.opts.users).catch(() => undefined);
+      if (this.closed) return;
+    }
+    this.opts.onEvent(event);
+  }
+}
+
+async function lstatOf(p: string): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(p, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}

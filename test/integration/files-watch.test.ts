@@ -1,0 +1,195 @@
+import { readdirSync, readFileSync, readlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { FilesystemEventType, InvalidArgumentError, NotFoundError, type FilesystemEvent, type Sandbox } from 'e2b';
+import { EventType, Filesystem } from '../../src/gen/filesystem/filesystem_pb.js';
+import type { RunningDaemon } from '../helpers/daemon.js';
+import { startSdkDaemon } from '../helpers/sdk.js';
+import { scratchDir } from './files-support.js';
+
+/** Resolves with the first event that matches, or rejects after 10 s. */
+function waitFor(events: FilesystemEvent[], match: (e: FilesystemEvent) => boolean): Promise<FilesystemEvent> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const check = (): void => {
+      const hit = events.find(match);
+      if (hit) return resolve(hit);
+      if (Date.now() - started > 10_000) return reject(new Error(`no matching event among ${JSON.stringify(events)}`));
+      setTimeout(check, 20);
+    };
+    check();
+  });
+}
+
+/** inotify watches the daemon holds (one per watched directory). */
+function inotifyWatches(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
+      n += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('inotify wd')).length;
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return n;
+}
+
+async function eventually(check: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return check();
+}
+
+describe('watching directories', () => {
+  let daemon: RunningDaemon;
+  let sandbox: Sandbox;
+  let root: string;
+  const client = () => createClient(Filesystem, createConnectTransport({ baseUrl: daemon.url, httpVersion: '1.1' }));
+
+  beforeAll(async () => {
+    root = scratchDir('watch');
+    ({ daemon, sandbox } = await startSdkDaemon());
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('sees files written through the SDK: create then write for a new file, write for an overwrite', async () => {
+    const dir = path.join(root, 'plain');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'existing.txt'), 'before');
+    const events: FilesystemEvent[] = [];
+    const handle = await sandbox.files.watchDir(dir, (e) => void events.push(e));
+    try {
+      await sandbox.files.write(path.join(dir, 'existing.txt'), 'after');
+      await waitFor(events, (e) => e.type === FilesystemEventType.WRITE && e.name === 'existing.txt');
+      await sandbox.files.write(path.join(dir, 'fresh.txt'), 'new');
+      await waitFor(events, (e) => e.type === FilesystemEventType.WRITE && e.name === 'fresh.txt');
+      const names = events.map((e) => `${e.type} ${e.name}`);
+      expect(names).toEqual(['write existing.txt', 'create fresh.txt', 'write fresh.txt']);
+    } finally {
+      await handle.stop();
+    }
+  });
+
+  it('watches recursively, including directories made after it started', async () => {
+    const dir = path.join(root, 'recursive');
+    mkdirSync(path.join(dir, 'nested'), { recursive: true });
+    const events: FilesystemEvent[] = [];
+    const handle = await sandbox.files.watchDir(dir, (e) => void events.push(e), { recursive: true });
+    try {
+      await sandbox.files.write(path.join(dir, 'nested/deep.txt'), 'x');
+      await waitFor(events, (e) => e.type === FilesystemEventType.WRITE && e.name === 'nested/deep.txt');
+      await sandbox.files.makeDir(path.join(dir, 'later'));
+      await waitFor(events, (e) => e.type === FilesystemEventType.CREATE && e.name === 'later');
+      await sandbox.files.write(path.join(dir, 'later/file.txt'), 'y');
+      await waitFor(events, (e) => e.type === FilesystemEventType.WRITE && e.name === 'later/file.txt');
+      await sandbox.files.rename(path.join(dir, 'later/file.txt'), path.join(dir, 'later/renamed.txt'));
+      await waitFor(events, (e) => e.type === FilesystemEventType.RENAME && e.name === 'later/file.txt');
+      await waitFor(events, (e) => e.type === FilesystemEventType.CREATE && e.name === 'later/renamed.txt');
+      await sandbox.files.remove(path.join(dir, 'later'));
+      await waitFor(events, (e) => e.type === FilesystemEventType.REMOVE && e.name === 'later');
+    } finally {
+      await handle.stop();
+    }
+  });
+
+  it('does not see nested changes without recursive', async () => {
+    const dir = path.join(root, 'shallow');
+    mkdirSync(path.join(dir, 'nested'), { recursive: true });
+    const events: FilesystemEvent[] = [];
+    const handle = await sandbox.files.watchDir(dir, (e) => void events.push(e));
+    try {
+      await sandbox.files.write(path.join(dir, 'nested/hidden.txt'), 'x');
+      await sandbox.files.write(path.join(dir, 'marker.txt'), 'x');
+      await waitFor(events, (e) => e.name === 'marker.txt' && e.type === FilesystemEventType.WRITE);
+      expect(events.some((e) => e.name.includes('hidden'))).toBe(false);
+    } finally {
+      await handle.stop();
+    }
+  });
+
+  it('includes entry info when asked', async () => {
+    const dir = path.join(root, 'entries');
+    mkdirSync(dir);
+    const events: FilesystemEvent[] = [];
+    const handle = await sandbox.files.watchDir(dir, (e) => void events.push(e), { includeEntry: true });
+    try {
+      await sandbox.files.write(path.join(dir, 'e.txt'), 'abc', { metadata: { k: 'v' } });
+      const write = await waitFor(events, (e) => e.type === FilesystemEventType.WRITE);
+      expect(write.entry).toMatchObject({ name: 'e.txt', type: 'file', size: 3, path: path.join(dir, 'e.txt'), metadata: { k: 'v' } });
+    } finally {
+      await handle.stop();
+    }
+  });
+
+  it('refuses a missing directory (not found) and a file (invalid argument)', async () => {
+    await expect(sandbox.files.watchDir(path.join(root, 'missing'), () => undefined)).rejects.toBeInstanceOf(NotFoundError);
+    writeFileSync(path.join(root, 'a-file'), '');
+    await expect(sandbox.files.watchDir(path.join(root, 'a-file'), () => undefined)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('releases the watch when the stream ends', async () => {
+    const dir = path.join(root, 'released');
+    mkdirSync(path.join(dir, 'a/b'), { recursive: true });
+    const pid = daemon.child.pid!;
+    const before = inotifyWatches(pid);
+    const handle = await sandbox.files.watchDir(dir, () => undefined, { recursive: true });
+    expect(inotifyWatches(pid)).toBe(before + 3);
+    await handle.stop();
+    expect(await eventually(() => inotifyWatches(pid) === before)).toBe(true);
+  });
+
+  it('sends keepalives paced by Keepalive-Ping-Interval when nothing happens', async () => {
+    const dir = path.join(root, 'quiet');
+    mkdirSync(dir);
+    const controller = new AbortController();
+    const stream = client().watchDir({ path: dir }, { headers: { 'Keepalive-Ping-Interval': '1' }, signal: controller.signal });
+    const cases: string[] = [];
+    try {
+      for await (const res of stream) {
+        cases.push(res.event.case ?? '');
+        if (cases.length === 3) break;
+      }
+    } finally {
+      controller.abort();
+    }
+    expect(cases).toEqual(['start', 'keepalive', 'keepalive']);
+  });
+
+  it('buffers events for a poll watcher until collected, then removes it', async () => {
+    const dir = path.join(root, 'polled');
+    mkdirSync(dir);
+    const fs = client();
+    const { watcherId } = await fs.createWatcher({ path: dir });
+    expect(watcherId).toMatch(/^w/);
+    await sandbox.files.write(path.join(dir, 'p.txt'), 'x');
+    const collected: [string, EventType][] = [];
+    for (let i = 0; i < 200 && !collected.some(([, t]) => t === EventType.WRITE); i++) {
+      const { events } = await fs.getWatcherEvents({ watcherId });
+      collected.push(...events.map((e): [string, EventType] => [e.name, e.type]));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(collected).toEqual([
+      ['p.txt', EventType.CREATE],
+      ['p.txt', EventType.WRITE],
+    ]);
+    expect((await fs.getWatcherEvents({ watcherId })).events).toEqual([]);
+    await fs.removeWatcher({ watcherId });
+    const gone = await fs.getWatcherEvents({ watcherId }).catch((e: unknown) => ConnectError.from(e));
+    expect(gone).toBeInstanceOf(ConnectError);
+    expect((gone as ConnectError).code).toBe(Code.NotFound);
+    const again = await fs.removeWatcher({ watcherId }).catch((e: unknown) => ConnectError.from(e));
+    expect((again as ConnectError).code).toBe(Code.NotFound);
+    const missing = await fs.createWatcher({ path: path.join(dir, 'nope') }).catch((e: unknown) => ConnectError.from(e));
+    expect((missing as ConnectError).code).toBe(Code.NotFound);
+  });
+});
