@@ -1,0 +1,154 @@
+// `npm run test:image`: builds Dockerfile.envd's runtime stage without Docker and runs the rootfs test in it.
+//
+//  1. debootstrap Debian bookworm (minbase), cached as a tar in /var/cache/sandboxd-test (SANDBOXD_TEST_CACHE)
+//  2. the runtime stage's RUN lines in a chroot of it, cached as another tar keyed by those lines
+//  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the artefact of `npm run package`
+//     and this Node binary
+//  4. vitest runs test/image/rootfs.image.ts inside a network namespace of its own (so the "outside" end of
+//     the veth pair is private too); the test starts ENTRYPOINT + CMD in further namespaces
+//  5. everything is torn down: leftover processes in the rootfs, the scratch rootfs
+//
+// Bundled by esbuild into build/test-image/run.mjs and run from the repo root.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDockerfile } from './dockerfile.js';
+import { applyCopies, DEFAULT_CACHE_DIR, DEFAULT_MIRROR, ensureBaseRootfs, ensureImageLayer, tarExtract } from './rootfs.js';
+import { MANIFEST_ENV, type ImageManifest } from './sandbox.js';
+
+const REPO = process.cwd();
+const TOOLS: Record<string, string> = { debootstrap: 'debootstrap', chroot: 'coreutils', unshare: 'util-linux', nsenter: 'util-linux', ip: 'iproute2', tar: 'tar' };
+
+function say(msg: string): void {
+  process.stdout.write(`[test:image] ${msg}\n`);
+}
+
+function seconds(since: number): string {
+  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
+}
+
+function preflight(): void {
+  if (!existsJson(path.join(REPO, 'package.json')) || !readFileSync(path.join(REPO, 'package.json'), 'utf8').includes('"name": "sandboxd"')) {
+    throw new Error(`run from the sandboxd repo root (cwd is ${REPO})`);
+  }
+  if (process.getuid?.() !== 0) throw new Error('the rootfs test needs root (debootstrap, chroot, namespaces)');
+  const missing = Object.entries(TOOLS).filter(([tool]) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+  if (missing.length > 0) {
+    throw new Error(`missing ${missing.map(([t]) => t).join(', ')}: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
+  }
+  if (!existsJson(path.join(REPO, 'build/sandboxd/package.json'))) throw new Error('build/sandboxd is missing: run npm run package first');
+}
+
+function existsJson(file: string): boolean {
+  try {
+    JSON.parse(readFileSync(file, 'utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose root directory or command line is inside `rootfs`: only ones this run started. */
+function processesIn(rootfs: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const root = readlinkSync(`/proc/${name}/root`);
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (root === rootfs || root.startsWith(`${rootfs}/`) || cmdline.includes(rootfs)) out.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
+function cleanup(scratch: string, rootfs: string): void {
+  for (const pid of processesIn(rootfs)) {
+    say(`killing leftover process ${pid}`);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  // Sandbox mounts live in namespaces that die with their processes; never delete through a live mount.
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${rootfs}/`));
+  if (mounts.length > 0) {
+    say(`not deleting ${scratch}: still mounted:\n${mounts.join('\n')}`);
+    return;
+  }
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  preflight();
+  const cacheDir = process.env.SANDBOXD_TEST_CACHE || DEFAULT_CACHE_DIR;
+  const mirror = process.env.SANDBOXD_TEST_MIRROR || DEFAULT_MIRROR;
+  mkdirSync(cacheDir, { recursive: true });
+  const logFile = path.join(cacheDir, 'last-build.log');
+  writeFileSync(logFile, '');
+
+  const stages = parseDockerfile(readFileSync(path.join(REPO, 'Dockerfile.envd'), 'utf8'));
+  const runtime = stages[stages.length - 1]!;
+  if (runtime.base !== 'debian:bookworm-slim') {
+    throw new Error(`Dockerfile.envd's runtime stage is FROM ${runtime.base}; the rootfs test reproduces debian:bookworm-slim only`);
+  }
+
+  let t = Date.now();
+  say(`base rootfs: ${cacheDir} (debootstrap from ${mirror} when missing; log ${logFile})`);
+  const base = await ensureBaseRootfs(cacheDir, mirror, logFile);
+  say(base.builtSeconds === undefined ? `base rootfs cached: ${base.tar}` : `debootstrap built ${base.tar} in ${base.builtSeconds.toFixed(1)} s`);
+
+  t = Date.now();
+  const layer = await ensureImageLayer(cacheDir, base.tar, runtime, logFile);
+  say(layer.builtSeconds === undefined ? `image layer cached: ${layer.tar}` : `ran the Dockerfile's RUN lines into ${layer.tar} in ${layer.builtSeconds.toFixed(1)} s`);
+
+  t = Date.now();
+  const scratch = mkdtempSync('/var/tmp/sandboxd-image-');
+  const rootfs = path.join(scratch, 'rootfs');
+  const stop = (signal: NodeJS.Signals) => {
+    cleanup(scratch, rootfs);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    mkdirSync(rootfs);
+    await tarExtract(layer.tar, rootfs, logFile);
+    applyCopies(rootfs, runtime, stages, REPO);
+    const manifest: ImageManifest = {
+      rootfs,
+      argv: [...runtime.entrypoint, ...runtime.cmd],
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: 'sandbox', HOME: '/root', ...runtime.env },
+      workdir: runtime.workdir,
+    };
+    const manifestFile = path.join(scratch, 'image.json');
+    writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
+    say(`rootfs assembled in ${seconds(t)}: ${rootfs}; starts ${manifest.argv.join(' ')}`);
+
+    t = Date.now();
+    const vitest = path.join(REPO, 'node_modules/.bin/vitest');
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts'], {
+        stdio: 'inherit',
+        env: { ...process.env, [MANIFEST_ENV]: manifestFile },
+      });
+      child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
+    });
+    say(`tests ran in ${seconds(t)}; test:image took ${seconds(started)} in all`);
+    return code;
+  } finally {
+    cleanup(scratch, rootfs);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[test:image] ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);
