@@ -137,7 +137,8 @@ async function writeInPlace(dest: string, source: Readable, opts: AtomicWriteOpt
   } finally {
     await fh.close().catch(() => undefined);
   }
-  await writeMetadata(dest, opts);
+  // Device files refuse user xattrs with EPERM; that is "unsupported" here, not a failure.
+  await writeMetadata(dest, opts, true);
 }
 
 /**
@@ -182,11 +183,11 @@ function copyInto(source: Readable, fh: FileHandle): Promise<void> {
   });
 }
 
-async function writeMetadata(p: string, opts: AtomicWriteOptions): Promise<void> {
+async function writeMetadata(p: string, opts: AtomicWriteOptions, special = false): Promise<void> {
   try {
     await replaceMetadata(p, opts.metadata);
   } catch (err) {
-    if (isXattrUnsupported(err)) {
+    if (isXattrUnsupported(err) || (special && errnoCode(err) === 'EPERM')) {
       opts.onXattrUnsupported?.(err);
       return;
     }

@@ -1,0 +1,76 @@
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WriteFailure, writeFileAtomically, type AtomicWriteOptions } from '../../../../src/services/filesystem/atomic-write.js';
+import { readMetadata } from '../../../../src/system/xattrs.js';
+
+const opts: AtomicWriteOptions = { uid: 0, gid: 0, metadata: {}, keepMode: true };
+const text = (s: string): Readable => Readable.from([Buffer.from(s)]);
+
+/** A source that sends some bytes and then fails, as a client that goes away does. */
+function failing(): Readable {
+  return new Readable({
+    read() {
+      this.push(Buffer.alloc(64 * 1024, 1));
+      setImmediate(() => this.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    },
+  });
+}
+
+describe('writeFileAtomically', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'atomic-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates the file with its parents, owner and metadata', async () => {
+    const p = path.join(dir, 'a/b/c.txt');
+    expect(await writeFileAtomically(p, text('hello'), { ...opts, uid: 1234, gid: 1235, metadata: { k: 'v' } })).toBe(p);
+    expect(readFileSync(p, 'utf8')).toBe('hello');
+    expect([statSync(p).uid, statSync(p).gid]).toEqual([1234, 1235]);
+    expect(statSync(path.join(dir, 'a')).uid).toBe(1234);
+    expect(await readMetadata(p)).toEqual({ k: 'v' });
+  });
+
+  it('keeps the old file and leaves no temporary file when the source fails', async () => {
+    const p = path.join(dir, 'keep.txt');
+    writeFileSync(p, 'old');
+    const err = await writeFileAtomically(p, failing(), opts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WriteFailure);
+    expect((err as WriteFailure).kind).toBe('source');
+    expect(readFileSync(p, 'utf8')).toBe('old');
+    expect(readdirSync(dir)).toEqual(['keep.txt']);
+  });
+
+  it('refuses a directory and names it', async () => {
+    mkdirSync(path.join(dir, 'd'));
+    const err = (await writeFileAtomically(path.join(dir, 'd'), text('x'), opts).catch((e: unknown) => e)) as WriteFailure;
+    expect(err.kind).toBe('is-directory');
+    expect(err.message).toBe(`path is a directory: ${dir}/d`);
+  });
+
+  it('keeps the mode of an overwritten file when asked, and writes through symlinks', async () => {
+    const p = path.join(dir, 'tool');
+    writeFileSync(p, 'v1');
+    chmodSync(p, 0o4755);
+    await writeFileAtomically(p, text('v2'), opts);
+    expect(statSync(p).mode & 0o7777).toBe(0o4755);
+    await writeFileAtomically(p, text('v3'), { ...opts, keepMode: false });
+    expect(statSync(p).mode & 0o7777).toBe(0o666 & ~process.umask());
+
+    symlinkSync(p, path.join(dir, 'link'));
+    expect(await writeFileAtomically(path.join(dir, 'link'), text('via link'), opts)).toBe(p);
+    expect(readFileSync(p, 'utf8')).toBe('via link');
+    symlinkSync(path.join(dir, 'made-by-link'), path.join(dir, 'dangling'));
+    await writeFileAtomically(path.join(dir, 'dangling'), text('new'), opts);
+    expect(readFileSync(path.join(dir, 'made-by-link'), 'utf8')).toBe('new');
+  });
+
+  it('writes device files in place', async () => {
+    expect(await writeFileAtomically('/dev/null', text('discarded'), { ...opts, metadata: { k: 'v' } })).toBe('/dev/null');
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+  });
+});
