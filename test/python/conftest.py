@@ -44,12 +44,7 @@ SERVER_EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-ev
 # Features other work has not landed yet. A test naming one of these with @pytest.mark.needs(...) is
 # skipped (reason printed) while the daemon still lacks it; a feature not listed here is expected to
 # work, so a regression fails instead of skipping. Remove an entry once the feature lands.
-PENDING: set[str] = {
-    "filesystem.Filesystem/WatchDir",
-    "filesystem.Filesystem/CreateWatcher",
-    "filesystem.Filesystem/GetWatcherEvents",
-    "filesystem.Filesystem/RemoveWatcher",
-}
+PENDING: set[str] = set()
 
 
 def pytest_configure(config: pytest.Config) -> None:
