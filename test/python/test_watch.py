@@ -91,3 +91,29 @@ def test_sync_watch_dir_polls_a_watcher(sandbox: Sandbox, work_dir: str) -> None
 def test_sync_watch_of_a_missing_directory_raises_file_not_found(sandbox: Sandbox, work_dir: str) -> None:
     with pytest.raises(FileNotFoundException):
         sandbox.files.watch_dir(os.path.join(work_dir, "missing"))
+
+
+async def test_include_entry_attaches_the_entry_info_async(asandbox: AsyncSandbox, work_dir: str) -> None:
+    events: list[FilesystemEvent] = []
+    handle = await asandbox.files.watch_dir(work_dir, on_event=events.append, include_entry=True)
+    with open(os.path.join(work_dir, "described.txt"), "w") as f:
+        f.write("12345")
+    await _seen(events, "described.txt", FilesystemEventType.WRITE)
+    await handle.stop()
+    writes = [e for e in events if e.name == "described.txt" and e.type == FilesystemEventType.WRITE]
+    assert writes[-1].entry is not None
+    assert writes[-1].entry.path == os.path.join(work_dir, "described.txt")
+    assert writes[-1].entry.size == 5
+
+
+def test_sync_watch_reports_writes_made_through_the_sdk(sandbox: Sandbox, work_dir: str) -> None:
+    os.mkdir(os.path.join(work_dir, "sub"))
+    handle = sandbox.files.watch_dir(work_dir, recursive=True)
+    sandbox.files.write(os.path.join(work_dir, "sub", "via-sdk.txt"), "hello")
+    events: list[FilesystemEvent] = []
+    deadline = time.monotonic() + 10
+    while not any(e.name == "sub/via-sdk.txt" and e.type == FilesystemEventType.WRITE for e in events):
+        assert time.monotonic() < deadline, f"no write event, got {[(e.name, e.type.value) for e in events]}"
+        events.extend(handle.get_new_events())
+        time.sleep(0.05)
+    handle.stop()
