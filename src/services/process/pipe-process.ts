@@ -57,7 +57,7 @@ export class PipeProcess extends ManagedProcess {
   }
 
   private constructor(
-    private readonly child: ChildProcess,
+    child: ChildProcess,
     pid: number,
     opts: PipeSpawnOptions,
   ) {
