@@ -58,12 +58,25 @@ def _free_port() -> int:
 
 
 def _port_taken(port: int) -> bool:
+    """Whether something listens on the port. SO_REUSEADDR as the daemon (Node) binds: connections left
+    in TIME_WAIT by an earlier suite (vitest's SDK tests use this port too) do not count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return True
     return False
+
+
+def _wait_for_free_port(port: int, seconds: float = 10) -> bool:
+    """A daemon from an earlier suite may still be shutting down; give it a moment."""
+    deadline = time.monotonic() + seconds
+    while _port_taken(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 @dataclass
@@ -87,7 +100,7 @@ def start_daemon(envd_port: int, gateway_port: int, extra: list[str]) -> Daemon:
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node is not on PATH")
-    if _port_taken(envd_port):
+    if not _wait_for_free_port(envd_port):
         raise RuntimeError(
             f"port {envd_port} is taken: another daemon is running; run the suite in a private network "
             "namespace (unshare -n) or stop it"
