@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # SANDBOXD_ENTRY lets a developer point the suite at another build (say, of a clean checkout).
 ENTRY = Path(os.environ.get("SANDBOXD_ENTRY") or ROOT / "dist" / "main.js")
 ENVD_PORT = 49983
-ENVD_URL = f"http://127.0.0.1:{ENVD_PORT}"
 INSTANCE_NONCE = "nonce-" + secrets.token_hex(8)
 SERVER_EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
