@@ -44,8 +44,13 @@ export class DualProtocolServer {
       if (chunk === null) return; // wait for the next 'readable'
       socket.off('readable', sniff);
       socket.unshift(chunk);
-      if (looksLikeH2(chunk)) this.h2.emit('connection', socket);
-      else this.h1.emit('connection', socket);
+      // Hand over on the next tick, once dropping the 'readable' listener has settled the stream's
+      // flowing state: handed over at once, a resume scheduled by that removal races the request's
+      // first pause, the socket keeps reading while paused, and an upload the handler reads slowly
+      // piles up in memory (a 1 GiB upload grew the daemon by ~850 MiB). No I/O runs before
+      // nextTick callbacks, so the unshifted bytes still come first.
+      const server = looksLikeH2(chunk) ? this.h2 : this.h1;
+      process.nextTick(() => server.emit('connection', socket));
     };
     socket.on('readable', sniff);
   }

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileNotFoundError, InvalidArgumentError, NotFoundError, type Sandbox } from 'e2b';
@@ -80,6 +82,34 @@ describe('file transfer through the SDK', () => {
     const down = await digestOf(await sandbox.files.read(big, { format: 'stream' }));
     expect(down.bytes).toBe(size);
     expect(down.hex).toBe(up.digest());
+    rmSync(big);
+  });
+
+  it('does not hold an upload in memory: 256 MiB through grows the daemon by far less', async () => {
+    const pid = daemon.child.pid!;
+    const statusMiB = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const before = statusMiB('VmRSS');
+    writeFileSync(`/proc/${pid}/clear_refs`, '5'); // restart the peak (VmHWM) from here
+    const big = path.join(root, 'memory.bin');
+    // A fresh connection (agent: false): its first request is where a socket handover can go wrong.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        `${daemon.url}/files?path=${encodeURIComponent(big)}`,
+        { method: 'POST', agent: false, headers: { 'Content-Type': 'application/octet-stream' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      // The same block over and over: the client must outrun the disk for buffering to show.
+      const block = randomBytes(1024 * 1024);
+      Readable.from((function* () {
+        for (let i = 0; i < 256; i++) yield block;
+      })()).pipe(req);
+    });
+    expect(status).toBe(200);
+    expect(statusMiB('VmHWM') - before).toBeLessThan(128);
     rmSync(big);
   });
 
