@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileNotFoundError, InvalidArgumentError, NotFoundError, type Sandbox } from 'e2b';
-import type { RunningDaemon } from '../helpers/daemon.js';
+import { signatureFor } from '../../src/auth/signature.js';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { startSdkDaemon } from '../helpers/sdk.js';
 import { ensureUser, scratchDir } from './files-support.js';
 
@@ -369,5 +370,55 @@ describe('file transfer through the SDK', () => {
       expect(statSync(dest).uid).toBe(account.uid);
       expect(statSync(path.dirname(dest)).uid).toBe(account.uid);
     });
+  });
+});
+
+describe('uploads when an access token is set', () => {
+  const token = 'upload-secret';
+  let daemon: RunningDaemon;
+  let root: string;
+
+  beforeAll(async () => {
+    root = scratchDir('signed');
+    daemon = await startDaemon({ args: ['--access-token', token] });
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const upload = (query: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${daemon.url}/files?${new URLSearchParams(query)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream', ...headers },
+      body: 'signed',
+    });
+
+  it('takes a write signature or the token, and refuses anything else', async () => {
+    const p = path.join(root, 'signed.txt');
+    expect((await upload({ path: p })).status).toBe(401);
+    expect((await upload({ path: p, signature: signatureFor(p, 'read', '', token) })).status).toBe(401);
+    const expired = Math.floor(Date.now() / 1000) - 10;
+    expect((await upload({ path: p, signature: signatureFor(p, 'write', '', token, expired), signature_expiration: String(expired) })).status).toBe(401);
+    expect(existsSync(p)).toBe(false);
+
+    const signed = await upload({ path: p, signature: signatureFor(p, 'write', '', token) });
+    expect(signed.status).toBe(200);
+    expect(readFileSync(p, 'utf8')).toBe('signed');
+    expect((await upload({ path: p }, { 'X-Access-Token': token })).status).toBe(200);
+  });
+
+  it('keeps compose behind the token', async () => {
+    const src = path.join(root, 'c-src');
+    writeFileSync(src, 'c');
+    const compose = (headers: Record<string, string>) =>
+      fetch(`${daemon.url}/files/compose`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: JSON.stringify({ source_paths: [src], destination: path.join(root, 'c-dest') }),
+      });
+    expect((await compose({})).status).toBe(401);
+    expect((await compose({ 'X-Access-Token': token })).status).toBe(200);
+    expect(readFileSync(path.join(root, 'c-dest'), 'utf8')).toBe('c');
   });
 });
