@@ -65,9 +65,8 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
     if (coding === undefined) throw new HttpError(400, 'error parsing Accept-Encoding: no acceptable encoding found, supported: [gzip]');
     if (['range', 'if-modified-since', 'if-none-match', 'if-range'].some((h) => c.req.header(h) !== undefined)) coding = 'identity';
 
-    const res = c.env.outgoing;
     const mtime = wholeSeconds(st.mtimeMs);
-    const baseHeaders: Record<string, string | number> = {
+    const baseHeaders: Record<string, string> = {
       'Content-Disposition': contentDisposition(path.basename(resolved)),
       Vary: 'Accept-Encoding',
       'Last-Modified': new Date(mtime).toUTCString(),
@@ -76,24 +75,20 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
 
     // Conditional requests, as ServeContent checks them (there is no ETag).
     const unmodifiedSince = Date.parse(c.req.header('if-unmodified-since') ?? '');
-    if (!Number.isNaN(unmodifiedSince) && mtime > unmodifiedSince) {
-      res.writeHead(412, baseHeaders);
-      res.end();
-      return RESPONSE_ALREADY_SENT;
-    }
+    if (!Number.isNaN(unmodifiedSince) && mtime > unmodifiedSince) return c.body(null, 412, baseHeaders);
     const modifiedSince = Date.parse(c.req.header('if-modified-since') ?? '');
     if (c.req.header('if-none-match') === undefined && !Number.isNaN(modifiedSince) && mtime <= modifiedSince) {
-      res.writeHead(304, baseHeaders);
-      res.end();
-      return RESPONSE_ALREADY_SENT;
+      return c.body(null, 304, baseHeaders);
     }
     let range = chooseRange(c.req.header('range'), st.size);
     const ifRange = c.req.header('if-range');
     if (ifRange !== undefined && Date.parse(ifRange) !== mtime) range = { kind: 'full' };
     if (range.kind === 'unsatisfiable') {
-      res.writeHead(416, { ...baseHeaders, 'Content-Range': `bytes */${st.size}`, 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('invalid range: failed to overlap\n');
-      return RESPONSE_ALREADY_SENT;
+      return c.body('invalid range: failed to overlap\n', 416, {
+        ...baseHeaders,
+        'Content-Range': `bytes */${st.size}`,
+        'Content-Type': 'text/plain; charset=utf-8',
+      });
     }
 
     let fh;
@@ -108,26 +103,29 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
       contentType = sniffType(head.subarray(0, bytesRead));
     }
-    const headers = { ...baseHeaders, 'Content-Type': contentType };
+    const gzip = coding === 'gzip' && range.kind === 'full';
     const start = range.kind === 'partial' ? range.start : 0;
     const end = range.kind === 'partial' ? range.end : st.size - 1;
+    const status = range.kind === 'partial' ? 206 : 200;
+    const headers: Record<string, string> = { ...baseHeaders, 'Content-Type': contentType };
+    if (gzip) {
+      headers['Content-Encoding'] = 'gzip';
+    } else {
+      headers['Content-Length'] = String(end - start + 1);
+      headers['Accept-Ranges'] = 'bytes';
+      if (range.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${st.size}`;
+    }
+    if (c.req.method === 'HEAD') {
+      await fh.close();
+      return c.body(null, status, headers);
+    }
+
+    const res = c.env.outgoing;
     const source = createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, start, end: range.kind === 'partial' ? end : undefined });
     try {
-      if (coding === 'gzip' && range.kind === 'full') {
-        res.writeHead(200, { ...headers, 'Content-Encoding': 'gzip' });
-        await pipeline(source, createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
-      } else if (range.kind === 'partial') {
-        res.writeHead(206, {
-          ...headers,
-          'Content-Length': end - start + 1,
-          'Content-Range': `bytes ${start}-${end}/${st.size}`,
-          'Accept-Ranges': 'bytes',
-        });
-        await pipeline(source, res);
-      } else {
-        res.writeHead(200, { ...headers, 'Content-Length': st.size, 'Accept-Ranges': 'bytes' });
-        await pipeline(source, res);
-      }
+      res.writeHead(status, headers);
+      if (gzip) await pipeline(source, createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
+      else await pipeline(source, res);
     } catch (err) {
       // The client went away mid-stream; nothing more can be sent.
       deps.logger.debug({ err, path: resolved }, 'download interrupted');

@@ -160,6 +160,11 @@ describe('file transfer through the SDK', () => {
     expect(res.headers.get('accept-ranges')).toBe('bytes');
     expect(new Date(res.headers.get('last-modified')!).getTime()).toBe(Math.floor(statSync(p).mtimeMs / 1000) * 1000);
     expect(await res.text()).toBe('twelve bytes');
+    const head = await fetch(`${daemon.url}/files?path=${encodeURIComponent(p)}`, { method: 'HEAD', headers: { 'Accept-Encoding': 'identity' } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('12');
+    expect(await head.text()).toBe('');
+    expect(daemon.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
   });
 
   it('serves byte ranges and conditional requests as Go ServeContent does', async () => {
