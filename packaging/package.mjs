@@ -14,7 +14,7 @@ import os from 'node:os';
 import process from 'node:process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleDaemon } from './bundle.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -132,20 +132,7 @@ async function main() {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(path.join(out, 'dist'), { recursive: true });
 
-  await build({
-    entryPoints: [path.join(ROOT, 'src/main.ts')],
-    outfile: path.join(out, 'dist/main.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    tsconfig: path.join(ROOT, 'tsconfig.build.json'),
-    external: [...natives.keys()],
-    // CommonJS dependencies call require() for Node built-ins; an ES module has no require of its own.
-    banner: { js: "import { createRequire as __sandboxdCreateRequire } from 'node:module';\nconst require = __sandboxdCreateRequire(import.meta.url);" },
-    legalComments: 'eof',
-    logLevel: 'warning',
-  });
+  await bundleDaemon(path.join(out, 'dist/main.js'), [...natives.keys()]);
 
   const dependencies = {};
   for (const [name, dir] of natives) dependencies[name] = copyNative(name, dir, out).version;

@@ -1,4 +1,4 @@
-import { spawn as spawnPty, type IPty } from 'node-pty';
+import type { IPty } from 'node-pty';
 import type { LaunchPlan } from './launch.js';
 import type { FanoutLimits } from './output.js';
 import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
@@ -28,8 +28,12 @@ export class PtyProcess extends ManagedProcess {
   readonly isPty = true;
   private paused = false;
 
-  /** Spawns the child on a new pty; node-pty reaps it and reports its exit after the pty closes. */
-  static spawn(opts: PtySpawnOptions): PtyProcess {
+  /**
+   * Spawns the child on a new pty; node-pty reaps it and reports its exit after the pty closes.
+   * node-pty loads on the first PTY (about 4 MiB a daemon without terminals never pays).
+   */
+  static async spawn(opts: PtySpawnOptions): Promise<PtyProcess> {
+    const { spawn: spawnPty } = await import('node-pty');
     const env = { ...opts.env, TERM: opts.env.TERM || DEFAULT_TERM };
     const term = spawnPty(opts.plan.file, opts.plan.args, {
       name: env.TERM,

@@ -95,12 +95,12 @@ export class ProcessRegistry {
     let proc: ManagedProcess;
     try {
       proc = spec.pty
-        ? PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
+        ? await PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
         : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits });
     } catch (err) {
       throw spawnError(err, [config.cmd, ...config.args].join(' '));
     }
-    // No await between spawn and here: output cannot be emitted before the subscription exists.
+    // Only microtasks pass between spawn and here: output (an I/O event) cannot arrive before the subscription.
     const output = proc.output.subscribe();
     this.track(proc, spec.timeoutMs);
     if (this.closing) proc.signal('SIGKILL');

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// Bundles the daemon into one ES module (every JS dependency inlined, native addons left external).
+// `npm run build` writes dist/main.js with it; packaging/package.mjs uses the same options for the artefact.
+// One file loads in about half the time of ~150 separate modules and keeps idle memory lower.
+import path from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Native addons: loaded from node_modules at run time, never bundled. */
+export const NATIVE_ADDONS = ['node-pty', 'fs-xattr'];
+
+export async function bundleDaemon(outfile, external = NATIVE_ADDONS) {
+  await build({
+    entryPoints: [path.join(ROOT, 'src/main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    tsconfig: path.join(ROOT, 'tsconfig.build.json'),
+    external,
+    // CommonJS dependencies call require() for Node built-ins; an ES module has no require of its own.
+    banner: { js: "import { createRequire as __sandboxdCreateRequire } from 'node:module';\nconst require = __sandboxdCreateRequire(import.meta.url);" },
+    legalComments: 'eof',
+    minify: true,
+    keepNames: true,
+    charset: 'ascii',
+    logLevel: 'warning',
+  });
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = process.argv[2] ?? path.join(ROOT, 'dist/main.js');
+  bundleDaemon(out).catch((err) => {
+    process.stderr.write(`bundle: ${err.message}\n`);
+    process.exit(1);
+  });
+}
