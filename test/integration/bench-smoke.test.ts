@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/daemon.js';
+
+interface Figure {
+  figure: string;
+  value: string;
+  error?: string;
+}
+
+// Keeps the benchmark harness from rotting: tiny sizes, and only that every figure was produced.
+describe('benchmark harness (smoke sizes)', () => {
+  it('produces every figure of the table', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
+    const bundle = path.join(ROOT, 'bench/tmp/run-smoke.mjs');
+    await build({
+      entryPoints: [path.join(ROOT, 'bench/run.ts')],
+      outfile: bundle,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      logLevel: 'warning',
+    });
+    const out = path.join(dir, 'results.md');
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [bundle], { env: { ...process.env, BENCH_SMOKE: '1', BENCH_OUT: out }, stdio: ['ignore', 'ignore', 'inherit'] });
+      child.on('exit', resolve);
+    });
+    expect(code).toBe(0);
+    const figures = JSON.parse(readFileSync(out.replace(/\.md$/, '.json'), 'utf8')) as Figure[];
+    const expected = ['/health', 'commands.run(', 'download', 'upload', 'stdout', 'files.list', 'concurrent', 'gateway `echo`', 'RSS'];
+    expect(figures).toHaveLength(expected.length);
+    expected.forEach((word, i) => expect(figures[i]!.figure).toContain(word));
+    for (const f of figures) {
+      expect(f.error, f.figure).toBeUndefined();
+      expect(f.value, f.figure).not.toBe('failed');
+    }
+    const table = readFileSync(out, 'utf8');
+    expect(table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| figure')).length).toBe(figures.length);
+  }, 240_000);
+});
