@@ -78,10 +78,22 @@ export function upload(url: string, body: NodeJS.ReadableStream, headers: Record
   });
 }
 
-/** Spawns a command and resolves when it exits, counting stdout bytes. */
-export function spawnCount(cmd: string, args: string[]): Promise<number> {
+/** POSTs a JSON body over a keep-alive connection, discarding the answer; resolves with the status. */
+export function postJson(url: string, body: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** Spawns a command and resolves when it exits, counting stdout bytes. */
+export function spawnCount(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], env: env ? { ...process.env, ...env } : undefined });
     let n = 0;
     child.stdout.on('data', (c: Buffer) => (n += c.length));
     child.on('error', reject);

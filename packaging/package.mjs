@@ -2,7 +2,7 @@
 // Builds the self-contained artefact: build/sandboxd/ runs with a plain `node build/sandboxd/main.js`.
 //
 //   build/sandboxd/main.js          entry (imports dist/main.js)
-//   build/sandboxd/dist/main.js     every JS dependency bundled into one ES module
+//   build/sandboxd/dist/main.js     every JS dependency bundled into one ES module (plus lazily loaded chunks)
 //   build/sandboxd/package.json     name, version, and the native addons as production dependencies
 //   build/sandboxd/node_modules/    only the native addons, with their compiled .node files
 //
@@ -132,7 +132,7 @@ async function main() {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(path.join(out, 'dist'), { recursive: true });
 
-  await bundleDaemon(path.join(out, 'dist/main.js'), [...natives.keys()]);
+  await bundleDaemon(path.join(out, 'dist'), [...natives.keys()]);
 
   const dependencies = {};
   for (const [name, dir] of natives) dependencies[name] = copyNative(name, dir, out).version;

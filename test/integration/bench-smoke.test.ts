@@ -33,7 +33,7 @@ describe('benchmark harness (smoke sizes)', () => {
     });
     expect(code).toBe(0);
     const figures = JSON.parse(readFileSync(out.replace(/\.md$/, '.json'), 'utf8')) as Figure[];
-    const expected = ['/health', 'commands.run(', 'download', 'upload', 'stdout', 'files.list', 'concurrent', 'gateway `echo`', 'RSS'];
+    const expected = ['/health', 'commands.run(', 'download', 'upload', 'stdout', 'files.list', 'gateway `echo`', 'concurrent', 'RSS'];
     expect(figures).toHaveLength(expected.length);
     expected.forEach((word, i) => expect(figures[i]!.figure).toContain(word));
     for (const f of figures) {
