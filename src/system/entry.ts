@@ -4,7 +4,7 @@ import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { EntryInfoSchema, FileType, type EntryInfo } from '../gen/filesystem/filesystem_pb.js';
-import type { UserDb } from './users.js';
+import type { OwnerNames } from './users.js';
 import { readMetadata } from './xattrs.js';
 
 const S_IFMT = 0o170000;
@@ -40,43 +40,71 @@ function typeOf(st: Stats): FileType {
   return FileType.UNSPECIFIED;
 }
 
+/** Where a symlink leads: its resolved path and the target's stat; undefined for a broken link. */
+export interface LinkTarget {
+  path: string;
+  stat: Stats;
+}
+
+/** Resolves a symlink to its final target; undefined when it is broken or cyclic. */
+export async function resolveLink(p: string): Promise<LinkTarget | undefined> {
+  try {
+    const resolved = await realpath(p);
+    return { path: resolved, stat: await stat(resolved) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * EntryInfo for a path, from lstat as envd builds it: a symlink takes its type and permission bits
- * from its resolved target, and `symlinkTarget` is that resolved path (the link itself when broken).
- * Throws the fs error (ENOENT etc.) for the caller to map.
+ * EntryInfo from what was already read about `p`: its lstat, for a symlink where it leads (the
+ * link's type and permission bits are the target's; a broken link reports itself as the target,
+ * with no type and mode 0), and its metadata.
  */
-export async function entryInfo(p: string, users: UserDb, opts: { metadata?: boolean; lstatResult?: Stats } = {}): Promise<EntryInfo> {
-  const st = opts.lstatResult ?? (await lstat(p));
+export function buildEntryInfo(
+  p: string,
+  st: Stats,
+  names: OwnerNames,
+  link: LinkTarget | undefined,
+  metadata: Record<string, string> | undefined,
+): EntryInfo {
   let type = typeOf(st);
   let mode = st.mode & 0o777;
   let symlinkTarget: string | undefined;
   if (st.isSymbolicLink()) {
-    try {
-      symlinkTarget = await realpath(p);
-      const target = await stat(symlinkTarget);
-      type = typeOf(target);
-      mode = target.mode & 0o777;
-    } catch {
+    if (link) {
+      symlinkTarget = link.path;
+      type = typeOf(link.stat);
+      mode = link.stat.mode & 0o777;
+    } else {
       symlinkTarget = p;
       type = FileType.UNSPECIFIED;
       mode = 0;
     }
   }
-  const entry = create(EntryInfoSchema, {
+  return create(EntryInfoSchema, {
     name: path.basename(p) || '/',
     type,
     path: p,
     size: BigInt(st.size),
     mode,
     permissions: permissionString(st.mode),
-    owner: users.userName(st.uid),
-    group: users.groupName(st.gid),
+    owner: names.userName(st.uid),
+    group: names.groupName(st.gid),
     modifiedTime: st.mtimeMs > 0 ? timestampFromMs(Math.floor(st.mtimeMs)) : undefined,
     symlinkTarget,
+    metadata,
   });
-  if (opts.metadata !== false) {
-    const md = await readMetadata(p);
-    for (const [k, v] of Object.entries(md)) entry.metadata[k] = v;
-  }
-  return entry;
+}
+
+/**
+ * EntryInfo for a path, from lstat as envd builds it: a symlink takes its type and permission bits
+ * from its resolved target, and `symlinkTarget` is that resolved path (the link itself when broken).
+ * Throws the fs error (ENOENT etc.) for the caller to map.
+ */
+export async function entryInfo(p: string, users: OwnerNames, opts: { metadata?: boolean; lstatResult?: Stats } = {}): Promise<EntryInfo> {
+  const st = opts.lstatResult ?? (await lstat(p));
+  const link = st.isSymbolicLink() ? await resolveLink(p) : undefined;
+  const metadata = opts.metadata !== false ? await readMetadata(p) : undefined;
+  return buildEntryInfo(p, st, users, link, metadata);
 }

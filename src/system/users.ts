@@ -17,6 +17,12 @@ interface Db {
   stamp: string;
 }
 
+/** Owner and group names by id: a UserDb, or a snapshot of it taken for one request. */
+export interface OwnerNames {
+  userName(uid: number): string;
+  groupName(gid: number): string;
+}
+
 export class UserNotFoundError extends Error {
   constructor(readonly username: string) {
     super(`user '${username}' not found`);
@@ -97,6 +103,18 @@ export class UserDb {
 
   groupName(gid: number): string {
     return this.load().groupNames.get(gid) ?? String(gid);
+  }
+
+  /**
+   * Names as the files stand now, without re-checking them on each lookup: for one request that
+   * names many owners (a directory listing), where a check per entry would cost two stats each.
+   */
+  names(): OwnerNames {
+    const { userNames, groupNames } = this.load();
+    return {
+      userName: (uid) => userNames.get(uid) ?? String(uid),
+      groupName: (gid) => groupNames.get(gid) ?? String(gid),
+    };
   }
 }
 

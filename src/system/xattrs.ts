@@ -1,4 +1,5 @@
-import { getAttribute, listAttributes, removeAttribute, setAttribute } from 'fs-xattr';
+import { statfs } from 'node:fs/promises';
+import { getAttribute, getAttributeSync, listAttributes, listAttributesSync, removeAttribute, setAttribute } from 'fs-xattr';
 
 /** Namespace under which file metadata lives, as envd stores it. */
 export const METADATA_PREFIX = 'user.e2b.';
@@ -54,14 +55,72 @@ export async function readMetadata(path: string): Promise<Record<string, string>
   for (const name of names) {
     if (!name.startsWith(METADATA_PREFIX)) continue;
     try {
-      const value = (await getAttribute(path, name)).toString('utf8');
-      if (value.includes('\uFFFD')) continue; // not UTF-8: skipped, as envd does
-      out[name.slice(METADATA_PREFIX.length)] = value;
+      addValue(out, name, await getAttribute(path, name));
     } catch {
       // removed between list and get
     }
   }
   return out;
+}
+
+/**
+ * readMetadata without the thread pool, for files on a local filesystem (see `onLocalFilesystem`):
+ * an async call costs the event loop several times what the syscall does.
+ */
+export function readMetadataSync(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let names: string[];
+  try {
+    names = listAttributesSync(path);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!name.startsWith(METADATA_PREFIX)) continue;
+    try {
+      addValue(out, name, getAttributeSync(path, name));
+    } catch {
+      // removed between list and get
+    }
+  }
+  return out;
+}
+
+function addValue(out: Record<string, string>, name: string, raw: Buffer): void {
+  const value = raw.toString('utf8');
+  if (value.includes('\uFFFD')) return; // not UTF-8: skipped, as envd does
+  out[name.slice(METADATA_PREFIX.length)] = value;
+}
+
+/**
+ * statfs magic numbers of filesystems the kernel answers itself, from memory or a local disk
+ * (disk filesystems, memory filesystems, overlayfs, proc/sysfs/cgroup): an lstat or an xattr read
+ * there never waits on a network or a FUSE server.
+ */
+const LOCAL_FILESYSTEMS = new Set([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0xf2f52010, // f2fs
+  0x2fc12fc1, // zfs
+  0x01021994, // tmpfs, devtmpfs
+  0x858458f6, // ramfs
+  0x794c7630, // overlayfs
+  0x73717368, // squashfs
+  0xe0f5e1e2, // erofs
+  0x9fa0, // proc
+  0x62656572, // sysfs
+  0x27e0eb, // cgroup
+  0x63677270, // cgroup2
+]);
+
+/** True when `dir` is on a local filesystem, where a file's stat and xattrs may be read synchronously. */
+export async function onLocalFilesystem(dir: string): Promise<boolean> {
+  try {
+    return LOCAL_FILESYSTEMS.has((await statfs(dir)).type);
+  } catch {
+    return false;
+  }
 }
 
 /**

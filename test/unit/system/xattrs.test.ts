@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getAttribute, setAttribute } from 'fs-xattr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { metadataProblem, readMetadata, replaceMetadata } from '../../../src/system/xattrs.js';
+import { metadataProblem, onLocalFilesystem, readMetadata, readMetadataSync, replaceMetadata } from '../../../src/system/xattrs.js';
 
 describe('metadataProblem (envd limits)', () => {
   it('accepts printable ASCII within the limits', () => {
@@ -44,5 +44,21 @@ describe('metadata on files', () => {
     await setAttribute(file, 'user.e2b.good', 'fine');
     await setAttribute(file, 'user.e2b.bad', Buffer.from([0xff, 0xfe]));
     expect(await readMetadata(file)).toEqual({ good: 'fine' });
+  });
+
+  it('reads the same synchronously', async () => {
+    await setAttribute(file, 'user.other', 'not ours');
+    await setAttribute(file, 'user.e2b.good', 'fine');
+    await setAttribute(file, 'user.e2b.bad', Buffer.from([0xff, 0xfe]));
+    expect(readMetadataSync(file)).toEqual({ good: 'fine' });
+    expect(readMetadataSync(path.join(dir, 'missing'))).toEqual({});
+    expect(readMetadataSync('/proc/self/status')).toEqual({});
+  });
+});
+
+describe('onLocalFilesystem', () => {
+  it('knows the kernel filesystems and says no when it cannot tell', async () => {
+    expect(await onLocalFilesystem('/proc')).toBe(true);
+    expect(await onLocalFilesystem('/no/such/dir')).toBe(false);
   });
 });

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { UserDb } from '../../../src/system/users.js';
+
+describe('UserDb names', () => {
+  let dir: string;
+  let db: UserDb;
+  const passwd = (): string => path.join(dir, 'passwd');
+  const group = (): string => path.join(dir, 'group');
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'users-'));
+    writeFileSync(passwd(), 'root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n');
+    writeFileSync(group(), 'root:x:0:\nuser:x:1000:\n');
+    db = new UserDb(passwd(), group());
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names owners and groups by id, and unknown ids by their number', () => {
+    const names = db.names();
+    expect([names.userName(0), names.userName(1000), names.userName(4242)]).toEqual(['root', 'user', '4242']);
+    expect([names.groupName(1000), names.groupName(77)]).toEqual(['user', '77']);
+  });
+
+  it('keeps a snapshot as it was while the database itself follows the files', () => {
+    const before = db.names();
+    writeFileSync(passwd(), 'root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\nnewbie:x:1001:1001::/home/newbie:/bin/sh\n');
+    writeFileSync(group(), 'root:x:0:\nuser:x:1000:\nnewbie:x:1001:\n');
+    expect(before.userName(1001)).toBe('1001');
+    expect(db.userName(1001)).toBe('newbie');
+    expect(db.names().groupName(1001)).toBe('newbie');
+  });
+});
