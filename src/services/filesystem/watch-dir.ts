@@ -12,7 +12,7 @@ import {
 import type { FilesystemContext } from './context.js';
 import { EventBuffer } from './event-buffer.js';
 import { wrapped } from './errors.js';
-import { keepaliveIntervalMs } from './keepalive.js';
+import { keepaliveIntervalMs } from '../keepalive.js';
 import { checkWatchable } from './watch-target.js';
 import { DirectoryWatcher, type WatchEvent } from './watcher.js';
 

@@ -1,7 +1,8 @@
 import { create } from '@bufbuild/protobuf';
 import type { HandlerContext } from '@connectrpc/connect';
 import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse } from '../../gen/process/process_pb.js';
-import { endEvent, keepaliveMs, processEvents, startEvent } from './events.js';
+import { keepaliveIntervalMs } from '../keepalive.js';
+import { endEvent, processEvents, startEvent } from './events.js';
 import { ManagedProcess } from './process.js';
 import type { ProcessRegistry } from './registry.js';
 
@@ -17,7 +18,7 @@ export async function* connect(registry: ProcessRegistry, req: ConnectRequest, c
     return;
   }
   const output = target.output.subscribe();
-  const keepalive = keepaliveMs(ctx.requestHeader.get('keepalive-ping-interval'));
+  const keepalive = keepaliveIntervalMs(ctx.requestHeader);
   for await (const event of processEvents(target.pid, output, ctx.signal, keepalive)) {
     yield create(ConnectResponseSchema, { event });
   }

@@ -4,15 +4,6 @@ import { ProcessEventSchema, type ProcessEvent } from '../../gen/process/process
 import type { OutputSubscription } from './output.js';
 import type { ExitInfo } from './status.js';
 
-/** envd's keepalive interval when the client sends no usable `Keepalive-Ping-Interval`. */
-export const DEFAULT_KEEPALIVE_SECONDS = 90;
-
-/** The keepalive period in ms from `Keepalive-Ping-Interval` (whole seconds, positive), else 90 s. */
-export function keepaliveMs(header: string | null): number {
-  const n = header !== null && /^\s*\d+\s*$/.test(header) ? Number(header) : NaN;
-  return (Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_KEEPALIVE_SECONDS) * 1000;
-}
-
 export function startEvent(pid: number): ProcessEvent {
   return create(ProcessEventSchema, { event: { case: 'start', value: { pid } } });
 }

@@ -3,7 +3,8 @@ import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import { StartResponseSchema, type StartRequest, type StartResponse } from '../../gen/process/process_pb.js';
 import { requestUser } from '../../auth/user.js';
 import type { ServiceDeps } from '../context.js';
-import { keepaliveMs, processEvents } from './events.js';
+import { keepaliveIntervalMs } from '../keepalive.js';
+import { processEvents } from './events.js';
 import type { ProcessRegistry } from './registry.js';
 
 /**
@@ -27,7 +28,7 @@ export async function* start(
     stdin: req.stdin ?? true,
     timeoutMs: ctx.timeoutMs(),
   });
-  const keepalive = keepaliveMs(ctx.requestHeader.get('keepalive-ping-interval'));
+  const keepalive = keepaliveIntervalMs(ctx.requestHeader);
   for await (const event of processEvents(proc.pid, output, ctx.signal, keepalive)) {
     yield create(StartResponseSchema, { event });
   }
