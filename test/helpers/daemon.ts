@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { watchJsonLog } from './json-log.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ENTRY = path.join(ROOT, 'dist/main.js');
@@ -43,30 +43,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     env: { ...process.env, SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const wantGateway = gw !== 'off';
-  const ready = new Promise<{ port: number; gatewayPort?: number }>((resolve, reject) => {
-    let port: number | undefined;
-    let gatewayPort: number | undefined;
-    lines.on('line', (line) => {
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      logs.push(rec);
-      if (rec.msg === 'envd face listening') port = rec.port as number;
-      if (rec.msg === 'gateway face listening') gatewayPort = rec.port as number;
-      if (port !== undefined && (!wantGateway || gatewayPort !== undefined)) resolve({ port, gatewayPort });
-    });
-    child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening: ${stderr}`)));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const { port, gatewayPort } = await ready.finally(() => clearTimeout(timer));
+  const exited = new Promise<string>((resolve) => child.once('exit', (code) => resolve(`daemon exited with ${code}`)));
+  const { logs, waitFor } = watchJsonLog(child.stdout!, { context: () => stderr, exited });
+  let port: number;
+  let gatewayPort: number | undefined;
+  try {
+    port = (await waitFor((r) => r.msg === 'envd face listening', 'envd face listening')).port as number;
+    if (gw !== 'off') gatewayPort = (await waitFor((r) => r.msg === 'gateway face listening', 'gateway face listening')).port as number;
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   const url = `http://127.0.0.1:${port}`;
   // The log line comes after listen(); /health proves requests are served.
   const res = await fetch(`${url}/health`);

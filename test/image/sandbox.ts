@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { watchJsonLog } from '../helpers/json-log.js';
 
 /** What run.ts prepared: an unpacked image and how to start it (Dockerfile ENTRYPOINT + CMD, ENV, WORKDIR). */
 export interface ImageManifest {
@@ -63,39 +63,12 @@ export async function startSandbox(manifest: ImageManifest): Promise<RunningSand
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => holder.once('exit', (code, signal) => resolve({ code, signal })));
   let output = '';
   holder.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const logs: Record<string, unknown>[] = [];
-  const waiters = new Set<{ test: (rec: Record<string, unknown>) => boolean; resolve: (rec: Record<string, unknown>) => void }>();
-  createInterface({ input: holder.stdout! }).on('line', (line) => {
-    output += `${line}\n`;
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    logs.push(rec);
-    for (const w of waiters) {
-      if (w.test(rec)) {
-        waiters.delete(w);
-        w.resolve(rec);
-      }
-    }
+  const { logs, waitFor: waitForLog } = watchJsonLog(holder.stdout!, {
+    onLine: (line) => (output += `${line}\n`),
+    context: () => output,
+    exited: exited.then(({ code, signal }) => `sandbox exited (${signal ?? code})`),
+    timeoutMs: 20_000,
   });
-  const waitForLog = (test: (rec: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000) => {
-    const seen = logs.find(test);
-    if (seen) return Promise.resolve(seen);
-    return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const w = { test, resolve };
-      waiters.add(w);
-      const timer = setTimeout(() => {
-        if (waiters.delete(w)) reject(new Error(`timed out waiting for '${what}'; sandbox output:\n${output}`));
-      }, timeoutMs);
-      exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        if (waiters.delete(w)) reject(new Error(`sandbox exited (${signal ?? code}) before '${what}'; output:\n${output}`));
-      });
-    });
-  };
   try {
     await waitForLog((r) => r.msg === 'envd face listening', 'envd face listening');
     const children = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim().split(/\s+/);

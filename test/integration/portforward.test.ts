@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRY } from '../helpers/daemon.js';
+import { watchJsonLog, type LogRecord } from '../helpers/json-log.js';
 
 // The daemon runs in a network namespace of its own with one veth end (192.0.2.10, 2001:db8::10, documentation
 // ranges); the other end (192.0.2.1) sits in a second namespace playing "outside", from which every probe dials.
@@ -55,7 +56,6 @@ function waitForLine(child: ChildProcess, test: (line: string) => boolean, what:
   });
 }
 
-type LogRecord = Record<string, unknown>;
 
 interface NsDaemon {
   pid: number;
@@ -75,34 +75,7 @@ async function startNsDaemon(args: string[]): Promise<NsDaemon> {
   );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const logs: LogRecord[] = [];
-  const waiters = new Set<{ test: (rec: LogRecord) => boolean; resolve: (rec: LogRecord) => void }>();
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    let rec: LogRecord;
-    try {
-      rec = JSON.parse(line) as LogRecord;
-    } catch {
-      return;
-    }
-    logs.push(rec);
-    for (const w of waiters) {
-      if (w.test(rec)) {
-        waiters.delete(w);
-        w.resolve(rec);
-      }
-    }
-  });
-  const waitForLog = (test: (rec: LogRecord) => boolean, what: string) => {
-    const seen = logs.find(test);
-    if (seen) return Promise.resolve(seen);
-    return new Promise<LogRecord>((resolve, reject) => {
-      const w = { test, resolve };
-      waiters.add(w);
-      setTimeout(() => {
-        if (waiters.delete(w)) reject(new Error(`timed out waiting for log '${what}'; stderr: ${stderr}`));
-      }, 15_000);
-    });
-  };
+  const { logs, waitFor: waitForLog } = watchJsonLog(child.stdout!, { context: () => stderr });
   const envd = await waitForLog((r) => r.msg === 'envd face listening', 'envd face listening');
   const gateway = await waitForLog((r) => r.msg === 'gateway face listening', 'gateway face listening');
   return { pid: child.pid!, logs, envdPort: envd.port as number, gatewayPort: gateway.port as number, waitForLog };
