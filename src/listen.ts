@@ -58,6 +58,19 @@ function ensureAuthority(req: Req, res: Res): boolean {
 }
 
 /**
+ * An h2 stream reset while a write waits for flow control never completes that write (no callback,
+ * no 'drain'), so whoever awaits it (Connect's response writer, and the stream generator behind it)
+ * would wait forever and be leaked. Failing the waiting write lets them unwind and clean up.
+ */
+function settleWritesOnReset(res: http2.Http2ServerResponse): void {
+  res.once('close', () => {
+    if (res.writableFinished || res.listenerCount('error') === 0) return;
+    // Node's own code for a write to a destroyed stream, which Connect takes as the client hanging up.
+    res.emit('error', Object.assign(new Error('the client reset the stream'), { code: 'ERR_STREAM_DESTROYED' }));
+  });
+}
+
+/**
  * The handler as the servers call it: an authority first, and no exception escapes to the process
  * (one bad request must never take down the daemon that serves a whole sandbox). A handler that
  * throws is logged and its request answered 500 (or its stream reset, once headers went out).
@@ -73,6 +86,7 @@ function guarded(handler: NodeHandler, logger: Logger | undefined): NodeHandler 
   };
   return (req, res) => {
     try {
+      if ('stream' in req) settleWritesOnReset(res as http2.Http2ServerResponse);
       if (!ensureAuthority(req, res)) return;
       const result = handler(req, res) as unknown;
       if (result instanceof Promise) result.catch((err: unknown) => fail(err, req, res));
