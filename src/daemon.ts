@@ -8,6 +8,7 @@ import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { closeProcesses } from './services/process/index.js';
 import { DaemonState } from './state.js';
+import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
 
 export interface Daemon {
@@ -19,6 +20,7 @@ export interface Daemon {
 
 /** Starts both faces; resolves once they listen. */
 export async function startDaemon(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Daemon> {
+  protectDaemon(logger);
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
 
