@@ -8,6 +8,9 @@ export type NodeHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** How long an idle connection stays open (HTTP/1.1 keep-alive, HTTP/2 session without activity). */
+const IDLE_MS = 65_000;
+
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** A first chunk that could only begin the HTTP/2 connection preface means prior-knowledge h2c. */
@@ -18,6 +21,9 @@ function looksLikeH2(chunk: Buffer): boolean {
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
+
+/** What a Host header may hold (RFC 3986 reg-name, IP literal, port), as Go's httpguts checks it. */
+const VALID_HOST = /^[A-Za-z0-9.\-_~!$&'()*+,;=%:[\]]+$/;
 
 /** `host:port` of the socket's local end, the authority a request without a Host header was sent to. */
 function localAuthority(socket: net.Socket | undefined): string {
@@ -42,6 +48,17 @@ function answer(res: Res, status: number, message: string): void {
  * URL can hold is refused with 400, as Go does. Returns false when the request was answered here.
  */
 function ensureAuthority(req: Req, res: Res): boolean {
+  // The request target: `OPTIONS *` is answered as Go's server does (200), and a target that is
+  // neither a path nor an absolute URL cannot be routed.
+  const target = req.url ?? '';
+  if (target === '*') {
+    answer(res, req.method === 'OPTIONS' ? 200 : 400, '');
+    return false;
+  }
+  if (!target.startsWith('/') && !/^https?:\/\//i.test(target)) {
+    answer(res, 400, 'malformed request target\n');
+    return false;
+  }
   const h2 = 'stream' in req;
   const given = h2 ? req.headers[':authority'] ?? req.headers.host : req.headers.host;
   if (given === undefined || given === '') {
@@ -50,7 +67,7 @@ function ensureAuthority(req: Req, res: Res): boolean {
     else req.headers.host = authority;
     return true;
   }
-  if (!URL.canParse(`http://${given}/`)) {
+  if (!VALID_HOST.test(given) || !URL.canParse(`http://${given}/`)) {
     answer(res, 400, 'malformed Host header\n');
     return false;
   }
@@ -108,13 +125,18 @@ export class DualProtocolServer {
 
   constructor(handler: NodeHandler, logger?: Logger) {
     handler = guarded(handler, logger);
-    this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler as http.RequestListener);
+    this.h1 = http.createServer({ keepAliveTimeout: IDLE_MS, requestTimeout: 0 }, handler as http.RequestListener);
     this.h2 = http2.createServer(
       { settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: 1000 } },
       handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     // A larger connection window keeps big streams from stalling on WINDOW_UPDATE round trips.
-    this.h2.on('session', (session) => session.setLocalWindowSize(16 * 1024 * 1024));
+    this.h2.on('session', (session) => {
+      session.setLocalWindowSize(16 * 1024 * 1024);
+      // After a malformed frame nghttp2 sends GOAWAY but Node keeps the socket open, and nothing
+      // would ever close it: an idle session goes after the keep-alive time HTTP/1.1 gets.
+      session.setTimeout(IDLE_MS, () => session.destroy());
+    });
   }
 
   private accept(socket: net.Socket): void {
