@@ -10,6 +10,7 @@ import { Process } from './gen/process/process_pb.js';
 import type { NodeHandler } from './listen.js';
 import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
+import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
 import { processService } from './services/process/index.js';
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -61,9 +62,11 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       return new Response('internal error', { status: 500 });
     },
   });
+  const filesystem = filesystemService(deps);
+  const legacyRpc = legacyFilesystemHandler(filesystem);
   const rpc = connectNodeAdapter({
     routes: (router) => {
-      router.service(Filesystem, filesystemService(deps));
+      router.service(Filesystem, filesystem);
       router.service(Process, processService(deps));
     },
     jsonOptions: { ignoreUnknownFields: true },
@@ -89,6 +92,7 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       sendJson(res, 401, { code: 'unauthenticated', message: `invalid username: '${username}'` });
       return;
     }
-    rpc(req, res);
+    if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
+    else rpc(req, res);
   };
 }
