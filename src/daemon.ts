@@ -22,7 +22,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
 
-  const envd = new DualProtocolServer(createEnvdHandler(deps));
+  const envd = new DualProtocolServer(createEnvdHandler(deps), logger);
   const envdBound = await envd.listen(config.port, config.hosts);
   closers.push(() => envd.close());
   for (const f of envdBound.failed) logger.warn({ host: f.host, error: f.error }, 'could not bind host; continuing without it');
@@ -31,7 +31,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
   let gatewayPort: number | undefined;
   if (config.gatewayPort !== 0) {
     const gw = createGateway(deps);
-    const gateway = new DualProtocolServer(getRequestListener(gw.app.fetch));
+    const gateway = new DualProtocolServer(getRequestListener(gw.app.fetch), logger);
     const bound = await gateway.listen(config.gatewayPort, config.hosts);
     gatewayPort = bound.port;
     // Stop taking requests, then stop every registered MCP server (no orphans after SIGTERM).
