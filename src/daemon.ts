@@ -3,6 +3,7 @@ import { honoHandler, type Face } from './face.js';
 import { createGateway } from './gateway/app.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
+import { picodFace } from './picod/app.js';
 import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
@@ -14,6 +15,7 @@ export interface Daemon {
   deps: ServiceDeps;
   envdPort: number;
   gatewayPort: number | undefined;
+  picodPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,14 @@ function facesFor(deps: ServiceDeps): Face[] {
     const gateway = createGateway(deps);
     // Once the port stops taking requests, every registered MCP server stops (no orphans after SIGTERM).
     faces.push({ name: 'gateway', port: config.gatewayPort, handler: honoHandler(gateway.app), close: () => gateway.close() });
+  }
+  if (config.picodPort !== 0) {
+    try {
+      faces.push(picodFace(deps, config.picodPort));
+    } catch (err) {
+      // As PicoD refuses to start without a usable key; the other faces serve on.
+      deps.logger.error({ port: config.picodPort, error: (err as Error).message }, `picod face not started: ${(err as Error).message}`);
+    }
   }
   return faces;
 }
@@ -59,6 +69,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     deps,
     envdPort: ports.get('envd')!,
     gatewayPort: ports.get('gateway'),
+    picodPort: ports.get('picod'),
     async close() {
       await closeProcesses(deps);
       await Promise.all(closers.map((c) => c()));
