@@ -9,7 +9,7 @@ export const MAX_BODY_BYTES = 32 << 20;
 export type Incoming = IncomingMessage | Http2ServerRequest;
 
 export function tooLarge(): PicodError {
-  return new PicodError(413, 'request body too large', `maximum allowed size is ${MAX_BODY_BYTES} bytes`);
+  return new PicodError(413, 'request body too large', `maximum allowed size is ${MAX_BODY_BYTES} bytes`, false);
 }
 
 /** The request body, failing with 413 once more than MAX_BODY_BYTES arrive (chunked bodies included). */

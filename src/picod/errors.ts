@@ -7,13 +7,16 @@ export class PicodError extends Error {
     readonly status: ContentfulStatusCode,
     message: string,
     readonly detail?: string,
+    /** PicoD's 413 body has no `code`. */
+    readonly withCode = true,
   ) {
     super(message);
   }
 }
 
 export function picodJson(c: Context, err: PicodError): Response {
-  const body: Record<string, unknown> = { error: err.message, code: err.status };
+  const body: Record<string, unknown> = { error: err.message };
+  if (err.withCode) body.code = err.status;
   if (err.detail !== undefined) body.detail = err.detail;
   return c.json(body, err.status);
 }
