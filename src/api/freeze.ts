@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
+import type { FaceEnv } from '../face.js';
 import type { ServiceDeps } from '../services/context.js';
-import type { Env } from './app.js';
 
 /**
  * envd's pre-pause endpoints (`/freeze`, `/unfreeze`, `/fsfreeze`, `/fsthaw`) serve E2B's
@@ -10,8 +10,8 @@ import type { Env } from './app.js';
  */
 const IGNORED = ['/freeze', '/unfreeze', '/fsfreeze', '/fsthaw'];
 
-export function freezeRoutes(deps: ServiceDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export function freezeRoutes(deps: ServiceDeps): Hono<FaceEnv> {
+  const app = new Hono<FaceEnv>();
   for (const route of IGNORED) {
     app.post(route, (c) => {
       deps.logger.debug({ route, query: c.req.query() }, 'E2B infrastructure endpoint ignored: sandboxd does not pause sandboxes');

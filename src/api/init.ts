@@ -4,7 +4,7 @@ import { safeEqual } from '../auth/token.js';
 import type { ServiceDeps } from '../services/context.js';
 import { CaCertInstaller } from '../system/ca-certs.js';
 import { ENVD_COMPAT_VERSION } from '../state.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 
 export interface InitBody {
   envVars?: Record<string, string>;
@@ -60,9 +60,9 @@ function syncClock(deps: ServiceDeps, ts: string): void {
   });
 }
 
-export function initRoutes(deps: ServiceDeps): Hono<Env> {
+export function initRoutes(deps: ServiceDeps): Hono<FaceEnv> {
   const caCerts = new CaCertInstaller(deps.logger);
-  return new Hono<Env>().post('/init', async (c) => {
+  return new Hono<FaceEnv>().post('/init', async (c) => {
     c.header('X-Envd-Version', ENVD_COMPAT_VERSION);
     c.header('Cache-Control', 'no-store');
     const text = await c.req.text();

@@ -32,10 +32,12 @@ export interface AtomicWriteOptions {
   metadata: Record<string, string>;
   /** Keep the permission bits of a file being overwritten (an upload does, as envd's O_TRUNC does). */
   keepMode: boolean;
+  /** Permission bits for a file that does not exist yet, before the umask (default 0666, as O_CREAT). */
+  createMode?: number;
   /** Told when the filesystem has no xattrs: the bytes are kept, the metadata is not. */
   onXattrUnsupported?: (err: unknown) => void;
-  /** Which envd request watchers should see (landingEvents); the temporary file is never shown. */
-  reportAs: 'upload' | 'compose';
+  /** Which envd request watchers should see (landingEvents; default upload); the temporary file is never shown. */
+  reportAs?: 'upload' | 'compose';
 }
 
 /**
@@ -46,7 +48,7 @@ export interface AtomicWriteOptions {
  * overwrite: chmod, write. Its compose renames a temporary file onto the destination: a create.
  */
 export function landingEvents(
-  reportAs: AtomicWriteOptions['reportAs'],
+  reportAs: AtomicWriteOptions['reportAs'] = 'upload',
   w: { existed: boolean; bytes: number; metadataChanged: boolean },
 ): EventType[] {
   if (reportAs === 'compose') return [EventType.CREATE];
@@ -117,7 +119,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
   const tmp = tempPathFor(dest);
   let fh: FileHandle;
   try {
-    fh = await open(tmp, 'wx', 0o666);
+    fh = await open(tmp, 'wx', opts.createMode ?? 0o666);
   } catch (err) {
     if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
     throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
