@@ -46,7 +46,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
   const ports = new Map<string, number>();
 
   for (const face of facesFor(deps)) {
-    const server = new DualProtocolServer(face.handler);
+    const server = new DualProtocolServer(face.handler, logger);
     const bound = await server.listen(face.port, config.hosts);
     closers.push(() => server.close().then(() => face.close?.()));
     for (const f of bound.failed) logger.warn({ face: face.name, host: f.host, error: f.error }, 'could not bind host; continuing without it');
