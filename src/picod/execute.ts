@@ -219,7 +219,9 @@ export function executeRoutes(deps: ExecuteDeps): Hono<FaceEnv> {
     let stderr = streams.stderr.text();
     for (const kind of ['stdout', 'stderr'] as const) {
       const { dropped } = streams[kind];
-      if (dropped > 0) stderr += `\n[sandboxd: ${kind} truncated: ${dropped} bytes after the first ${MAX_OUTPUT_BYTES} were dropped]`;
+      if (dropped === 0) continue;
+      if (stderr !== '' && !stderr.endsWith('\n')) stderr += '\n';
+      stderr += `[sandboxd: ${kind} truncated: ${dropped} bytes after the first ${MAX_OUTPUT_BYTES} were dropped]\n`;
     }
     if (timedOut) {
       exitCode = TIMEOUT_EXIT_CODE;
