@@ -53,6 +53,8 @@ export async function bundleDaemonCjs(outfile, external = NATIVE_ADDONS) {
     platform: 'node',
     format: 'cjs',
     target: 'node24',
+    // import() of an external addon becomes require() too: a SEA main script has no module loader to import with.
+    supported: { 'dynamic-import': false },
     tsconfig: path.join(ROOT, 'tsconfig.build.json'),
     external,
     legalComments: 'eof',

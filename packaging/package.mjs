@@ -263,7 +263,7 @@ async function main() {
     assets,
   };
   mkdirSync(path.dirname(out), { recursive: true });
-  rmSync(out, { force: true });
+  rmSync(out, { recursive: true, force: true });
   buildSea(node, stage, config, out);
 
   // Prove it stands alone: run it from outside the repo, with the code cache taken and both addons loaded.

@@ -170,6 +170,7 @@ function requireAddon(id) {
       try {
         const folder = extractInto(privateDir(dir));
         addonRequire = createRequire(path.join(folder, 'node_modules', '.sandboxd'));
+        if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: addons in ${folder}\n`);
         break;
       } catch (err) {
         tried.push(`${dir}: ${err.message}`);
