@@ -211,6 +211,23 @@ function buildSea(node, stage, config, out) {
   rmSync(stripped);
 }
 
+/**
+ * A bare node:http server as a SEA on the same runtime, with the same flags: the floor the bench holds the
+ * executable against (what being a SEA costs on its own shows as the gap between it and plain `node`).
+ */
+export function buildFloorSea(out, node = ensureRuntime()) {
+  const stage = `${out}.stage`;
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  writeFileSync(
+    path.join(stage, 'main.cjs'),
+    "require('node:http').createServer((q, s) => { s.statusCode = 204; s.end(); }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });\n",
+  );
+  buildSea(node, stage, { main: path.join(stage, 'main.cjs'), disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false, execArgv: EXEC_ARGV, execArgvExtension: 'none' }, out);
+  rmSync(stage, { recursive: true, force: true });
+  return out;
+}
+
 async function main() {
   const started = Date.now();
   const { out, node } = parseArgs(process.argv.slice(2));

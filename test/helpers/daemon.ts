@@ -40,11 +40,13 @@ export interface DaemonOptions {
    * node and its arguments are appended. It must exec the daemon so signals reach it.
    */
   wrap?: string[];
+  /** The daemon's command (default daemonCommand()): e.g. `[build/sandboxd]`. */
+  command?: string[];
 }
 
 /** Starts the built daemon as a child process and resolves once both faces listen. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
-  const [daemon, ...entry] = daemonCommand();
+  const [daemon, ...entry] = opts.command ?? daemonCommand();
   const args = [...entry, '--port', String(opts.port ?? 0), '--log-level', 'debug'];
   const gw = opts.gatewayPort ?? 'off';
   args.push('--gateway-port', gw === 'off' ? '0' : String(gw === 'free' ? await freePort() : gw));
