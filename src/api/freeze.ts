@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
-import type { FaceEnv } from '../face.js';
 import type { ServiceDeps } from '../services/context.js';
+import type { FaceEnv } from '../face.js';
 
 /**
  * envd's pre-pause endpoints (`/freeze`, `/unfreeze`, `/fsfreeze`, `/fsthaw`) serve E2B's

@@ -13,6 +13,7 @@ import {
   WatchDirResponseSchema,
 } from '../gen/legacy/filesystem_pb.js';
 import type { NodeHandler } from '../listen.js';
+import { STRICT_TEXT_DECODER } from '../api/json-body.js';
 
 /**
  * Answers for the Python SDK up to e2b 1.5.x, as envd gives them (its internal/services/legacy).
@@ -71,7 +72,8 @@ export function wantsLegacyAnswer(headers: Record<string, string | string[] | un
 export function legacyFilesystemHandler(impl: Partial<ServiceImpl<typeof Filesystem>>): NodeHandler {
   return connectNodeAdapter({
     routes: (router) => router.service(legacyFilesystem(), impl as Partial<ServiceImpl<DescService>>),
-    jsonOptions: { ignoreUnknownFields: true },
+    // The same strict decoder as the regular handler: a BOM or bytes that are not UTF-8 are invalid_argument.
+    jsonOptions: { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER } as { ignoreUnknownFields: boolean },
     interceptors: [markLegacy],
   }) as NodeHandler;
 }
