@@ -216,6 +216,13 @@ describe('lifecycle', () => {
     expect(await again.files.read('/home/user/signed.txt')).toBe('signed content');
   });
 
+  it('kills a sandbox whose timeout has passed', async () => {
+    const brief = await Sandbox.create({ metadata: { run, name: 'brief' }, timeoutMs: 1_000 });
+    const local = cp.sandbox(brief.sandboxId)!;
+    expect(await local.running.exited).toEqual({ code: 0, signal: null });
+    await expect(Sandbox.getInfo(brief.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
+  });
+
   it('kills a sandbox: gone from the list, the proxy reports it missing', async () => {
     expect(await Sandbox.kill(a.sandboxId)).toBe(true);
     expect(await Sandbox.kill(a.sandboxId)).toBe(false);
