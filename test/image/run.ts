@@ -131,6 +131,13 @@ async function main(): Promise<number> {
     writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
     say(`rootfs assembled in ${seconds(t)}: ${rootfs}; starts ${manifest.argv.join(' ')}`);
 
+    // The production-mode Python suite uses test/python's venv; pip needs the network, which the tests' own
+    // namespace does not have, so it is made (or found up to date) here.
+    t = Date.now();
+    const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { stdio: 'inherit' });
+    if (venv.status !== 0) throw new Error('test/python/setup.sh failed: the Python venv for the production-mode suite is missing');
+    say(`python venv ready in ${seconds(t)}`);
+
     t = Date.now();
     const vitest = path.join(REPO, 'node_modules/.bin/vitest');
     const code = await new Promise<number>((resolve) => {
