@@ -38,6 +38,7 @@ export function createGateway(deps: ServiceDeps): Gateway {
       authorization: firstHeader(incoming.headers.authorization),
       xAccessToken: firstHeader(incoming.headers['x-access-token']),
       remoteAddress: incoming.socket?.remoteAddress,
+      remotePort: incoming.socket?.remotePort,
     });
     if (decision.ok) return next();
     if (decision.status === 401) c.header('WWW-Authenticate', 'Bearer');
