@@ -4,7 +4,7 @@
 //  2. the runtime stage's RUN lines in a chroot of it, cached as another tar keyed by those lines
 //  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the artefact of `npm run package`
 //     and this Node binary
-//  4. vitest runs test/image/rootfs.image.ts inside a network namespace of its own (so the "outside" end of
+//  4. vitest runs test/image/*.image.ts (or the files named after `--`) inside a network namespace of its own (so the "outside" end of
 //     the veth pair is private too); the test starts ENTRYPOINT + CMD in further namespaces
 //  5. everything is torn down: leftover processes in the rootfs, the scratch rootfs
 //
@@ -65,7 +65,8 @@ function processesIn(rootfs: string): number[] {
 }
 
 function cleanup(scratch: string, rootfs: string): void {
-  for (const pid of processesIn(rootfs)) {
+  // The scratch dir, not just the rootfs: the control plane's sandboxes run on overlays beside it.
+  for (const pid of processesIn(scratch)) {
     say(`killing leftover process ${pid}`);
     try {
       process.kill(pid, 'SIGKILL');
@@ -132,7 +133,7 @@ async function main(): Promise<number> {
     t = Date.now();
     const vitest = path.join(REPO, 'node_modules/.bin/vitest');
     const code = await new Promise<number>((resolve) => {
-      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts'], {
+      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts', ...process.argv.slice(2)], {
         stdio: 'inherit',
         env: { ...process.env, [MANIFEST_ENV]: manifestFile },
       });
