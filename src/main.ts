@@ -31,6 +31,10 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(parsed.config.logLevel);
+  // Every process in the sandbox hangs on this daemon: a fault that escaped every handler is logged
+  // and the daemon goes on serving rather than exit.
+  process.on('uncaughtException', (err) => logger.fatal({ err }, 'uncaught exception; still serving'));
+  process.on('unhandledRejection', (err) => logger.fatal({ err }, 'unhandled rejection; still serving'));
   const daemon = await startDaemon(parsed.config, logger);
   let stopping = false;
   const stop = (signal: string) => {

@@ -11,7 +11,7 @@ import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic
 import { PathError, resolvePath } from '../system/paths.js';
 import type { User } from '../system/users.js';
 import { metadataProblem, readMetadata } from '../system/xattrs.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
 
@@ -71,7 +71,7 @@ function decodedBody(incoming: Incoming): Readable {
 }
 
 /** `POST /files`: multipart (one or many files) or a raw octet-stream body to `path`. */
-export function registerUpload(app: Hono<Env>, deps: ServiceDeps): void {
+export function registerUpload(app: Hono<FaceEnv>, deps: ServiceDeps): void {
   app.post('/files', async (c) => {
     const rawPath = c.req.query('path');
     const { user, path: queryPath } = filesAccess(c, deps, 'write', rawPath);

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { safeEqual } from '../auth/token.js';
 import type { ServiceDeps } from '../services/context.js';
 import { ENVD_COMPAT_VERSION } from '../state.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 
 export interface InitBody {
   envVars?: Record<string, string>;
@@ -50,8 +50,8 @@ function syncClock(deps: ServiceDeps, ts: string): void {
   });
 }
 
-export function initRoutes(deps: ServiceDeps): Hono<Env> {
-  return new Hono<Env>().post('/init', async (c) => {
+export function initRoutes(deps: ServiceDeps): Hono<FaceEnv> {
+  return new Hono<FaceEnv>().post('/init', async (c) => {
     c.header('X-Envd-Version', ENVD_COMPAT_VERSION);
     c.header('Cache-Control', 'no-store');
     const text = await c.req.text();

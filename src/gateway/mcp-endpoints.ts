@@ -18,7 +18,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
-import type { GatewayEnv } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { describeError, GatewayError } from './errors.js';
 import type { McpRegistry, Registration, Scope } from './registry.js';
 import { MAX_BODY_BYTES, scopeOf } from './rest.js';
@@ -156,8 +156,8 @@ function methodNotAllowed(c: Context): Response {
 }
 
 /** `/mcp` (the pair's MCPs aggregated) and `/mcps/{name}/mcp` (one MCP forwarded). */
-export function mcpEndpoints(registry: McpRegistry, logger: Logger): Hono<GatewayEnv> {
-  const app = new Hono<GatewayEnv>();
+export function mcpEndpoints(registry: McpRegistry, logger: Logger): Hono<FaceEnv> {
+  const app = new Hono<FaceEnv>();
   app.post('/mcp', (c) => serveStateless(c, aggregateServer(registry, scopeOf(c), logger)));
   app.on(['GET', 'DELETE'], '/mcp', methodNotAllowed);
   app.post('/mcps/:name/mcp', (c) => serveStateless(c, forwardingServer(registry.get(scopeOf(c), c.req.param('name')))));

@@ -1,20 +1,20 @@
 import { Hono } from 'hono';
 import type { Logger } from '../log.js';
-import type { GatewayEnv } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { GatewayError, STATUS_OF } from './errors.js';
 import { mcpEndpoints } from './mcp-endpoints.js';
 import { McpRegistry } from './registry.js';
 import { restRoutes } from './rest.js';
 
 export interface GatewayRoutes {
-  app: Hono<GatewayEnv>;
+  app: Hono<FaceEnv>;
   registry: McpRegistry;
 }
 
 /** Everything behind the gateway's auth: the `/mcps` REST API and the MCP endpoints, over one registry. */
 export function createGatewayRoutes(logger: Logger): GatewayRoutes {
   const registry = new McpRegistry(logger);
-  const app = new Hono<GatewayEnv>();
+  const app = new Hono<FaceEnv>();
   app.route('/', restRoutes(registry));
   app.route('/', mcpEndpoints(registry, logger));
   app.notFound((c) => c.json({ detail: 'Not Found' }, 404));

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { watchJsonLog } from './json-log.js';
+import { watchJsonLog, type JsonLog } from './json-log.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ENTRY = path.join(ROOT, 'dist/main.js');
@@ -15,6 +15,8 @@ export interface RunningDaemon {
   url: string;
   gatewayUrl: string;
   logs: Record<string, unknown>[];
+  /** Resolves with the first log record (seen already or later) that passes `test`. */
+  waitFor: JsonLog['waitFor'];
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -67,6 +69,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     url,
     gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
     logs,
+    waitFor,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);

@@ -31,6 +31,8 @@ export interface AtomicWriteOptions {
   metadata: Record<string, string>;
   /** Keep the permission bits of a file being overwritten (an upload does, as envd's O_TRUNC does). */
   keepMode: boolean;
+  /** Permission bits for a file that does not exist yet, before the umask (default 0666, as O_CREAT). */
+  createMode?: number;
   /** Told when the filesystem has no xattrs: the bytes are kept, the metadata is not. */
   onXattrUnsupported?: (err: unknown) => void;
 }
@@ -96,7 +98,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
   const tmp = tempPathFor(dest);
   let fh: FileHandle;
   try {
-    fh = await open(tmp, 'wx', 0o666);
+    fh = await open(tmp, 'wx', opts.createMode ?? 0o666);
   } catch (err) {
     if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
     throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
