@@ -170,6 +170,17 @@ describe('refusals', () => {
     expect((await viaProxy(b.sandboxId, q('/home/user/signed.txt', signature('/home/user/signed.txt', 'read', '', tokenA, future), future))).status).toBe(401);
   });
 
+  it('asks a client of the gateway (port 5600, beyond loopback) for the envd token', async () => {
+    const token = cp.sandbox(a.sandboxId)!.accessToken;
+    expect((await viaProxy(a.sandboxId, '/health', {}, { port: 5600 })).status).toBe(200);
+    expect((await viaProxy(a.sandboxId, '/mcps', {}, { port: 5600 })).status).toBe(401);
+    expect((await viaProxy(a.sandboxId, '/mcps', { 'X-Access-Token': cp.sandbox(b.sandboxId)!.accessToken }, { port: 5600 })).status).toBe(401);
+    expect(await viaProxy(a.sandboxId, '/mcps', { 'X-Access-Token': token }, { port: 5600 })).toEqual({ status: 200, body: '[]' });
+    // Inside the sandbox, on loopback, no token is needed (AgentScope's shim sends none).
+    const inside = await a.commands.run('node -e "fetch(\'http://127.0.0.1:5600/mcps\').then(async (r) => console.log(r.status, await r.text()))"');
+    expect(inside.stdout).toBe('200 []\n');
+  });
+
   it('refuses an /init replay with another token, and the sandbox keeps its own', async () => {
     const replay = await viaProxy(a.sandboxId, '/init', { 'content-type': 'application/json' }, { method: 'POST', body: JSON.stringify({ accessToken: 'attacker' }) });
     expect(replay.status).toBe(401);
@@ -203,6 +214,13 @@ describe('lifecycle', () => {
     const ps = await again.commands.list();
     expect(ps.map((p) => p.pid)).toContain(sleeper.pid);
     expect(await again.files.read('/home/user/signed.txt')).toBe('signed content');
+  });
+
+  it('kills a sandbox whose timeout has passed', async () => {
+    const brief = await Sandbox.create({ metadata: { run, name: 'brief' }, timeoutMs: 1_000 });
+    const local = cp.sandbox(brief.sandboxId)!;
+    expect(await local.running.exited).toEqual({ code: 0, signal: null });
+    await expect(Sandbox.getInfo(brief.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
   });
 
   it('kills a sandbox: gone from the list, the proxy reports it missing', async () => {

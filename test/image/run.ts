@@ -4,8 +4,9 @@
 //  2. the runtime stage's RUN lines in a chroot of it, cached as another tar keyed by those lines
 //  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the artefact of `npm run package`
 //     and this Node binary
-//  4. vitest runs test/image/*.image.ts (or the files named after `--`) inside a network namespace of its own (so the "outside" end of
-//     the veth pair is private too); the test starts ENTRYPOINT + CMD in further namespaces
+//  4. vitest runs test/image/*.image.ts (or the files given as arguments) inside a network namespace of its
+//     own (so the "outside" end of each veth pair is private too); the tests start ENTRYPOINT + CMD in
+//     further namespaces (rootfs.image.ts by hand; the others through the local E2B control plane)
 //  5. everything is torn down: leftover processes in the rootfs, the scratch rootfs
 //
 // Bundled by esbuild into build/test-image/run.mjs and run from the repo root.

@@ -1,0 +1,38 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pytest, spawnControlPlane, type ControlPlaneProcess } from './pytest.js';
+
+// The Python e2b SDK in production mode (test/image/python/test_production.py) against the control plane run
+// as its own process, as a Python-only user would run it, with test/python's pinned venv.
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let cp: ControlPlaneProcess;
+
+beforeAll(async () => {
+  const setup = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { encoding: 'utf8' });
+  if (setup.status !== 0) throw new Error(`test/python/setup.sh failed: ${setup.stderr}`);
+  cp = await spawnControlPlane();
+});
+
+afterAll(async () => {
+  await cp?.stop();
+});
+
+describe('the Python SDK in production mode', () => {
+  it('passes test_production.py through the control plane and the proxy', async () => {
+    const { code, output } = await pytest(cp.env, 'test_production.py');
+    process.stdout.write(output);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/\b\d+ passed\b/);
+    expect(output).not.toMatch(/\b(failed|skipped|errors?)\b/);
+    // Every sandbox the suite made, it killed.
+    const left = await fetch(`${cp.apiUrl}/v2/sandboxes`, { headers: { 'X-API-Key': cp.apiKey } });
+    expect(await left.json()).toEqual([]);
+  }, 300_000);
+
+  it('stops the standalone control plane cleanly on SIGTERM', async () => {
+    expect(await cp.stop()).toBe(0);
+  });
+});
