@@ -3,6 +3,7 @@ import type http2 from 'node:http2';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from './api/app.js';
+import { STRICT_TEXT_DECODER } from './api/json-body.js';
 import { safeEqual } from './auth/token.js';
 import { basicAuthUsername } from './auth/user.js';
 import { Filesystem } from './gen/filesystem/filesystem_pb.js';
@@ -61,12 +62,15 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       return new Response('internal error', { status: 500 });
     },
   });
+  // Connect's JSON codec also takes a TextDecoder (the adapter's type omits it): a fatal one makes a
+  // body that is not UTF-8, or starts with a BOM, invalid_argument, as envd's protojson answers.
+  const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
   const rpc = connectNodeAdapter({
     routes: (router) => {
       router.service(Filesystem, filesystemService(deps));
       router.service(Process, processService(deps));
     },
-    jsonOptions: { ignoreUnknownFields: true },
+    jsonOptions,
     fallback: (req, res) => void apiListener(req, res as unknown as Res),
   });
 

@@ -8,6 +8,7 @@ import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic
 import { PathError, resolvePath } from '../system/paths.js';
 import { UserNotFoundError, type User } from '../system/users.js';
 import type { FaceEnv } from '../face.js';
+import { parseJsonBody } from './json-body.js';
 import { HttpError } from './errors.js';
 
 interface ComposeRequest {
@@ -38,7 +39,7 @@ export function registerCompose(app: Hono<FaceEnv>, deps: ServiceDeps): void {
   app.post('/files/compose', async (c) => {
     let req: ComposeRequest;
     try {
-      req = JSON.parse(await c.req.text()) as ComposeRequest;
+      req = parseJsonBody(await c.req.arrayBuffer()) as ComposeRequest;
       if (typeof req !== 'object' || req === null) throw new Error('expected a JSON object');
     } catch (err) {
       throw new HttpError(400, `invalid request body: ${(err as Error).message}`);

@@ -4,6 +4,7 @@ import { safeEqual } from '../auth/token.js';
 import type { ServiceDeps } from '../services/context.js';
 import { ENVD_COMPAT_VERSION } from '../state.js';
 import type { FaceEnv } from '../face.js';
+import { parseJsonBody, rfc3339Problem } from './json-body.js';
 
 export interface InitBody {
   envVars?: Record<string, string>;
@@ -25,7 +26,10 @@ export function parseInitBody(raw: unknown): InitBody | string {
     if (b[key] !== undefined && b[key] !== null && typeof b[key] !== 'string') return `${key} must be a string`;
   }
   if (b.accessToken === '') return 'empty token not allowed';
-  if (typeof b.timestamp === 'string' && Number.isNaN(Date.parse(b.timestamp))) return `timestamp '${b.timestamp}' is not an RFC 3339 date-time`;
+  if (typeof b.timestamp === 'string') {
+    const problem = rfc3339Problem(b.timestamp);
+    if (problem) return problem;
+  }
   return b as InitBody;
 }
 
@@ -54,13 +58,13 @@ export function initRoutes(deps: ServiceDeps): Hono<FaceEnv> {
   return new Hono<FaceEnv>().post('/init', async (c) => {
     c.header('X-Envd-Version', ENVD_COMPAT_VERSION);
     c.header('Cache-Control', 'no-store');
-    const text = await c.req.text();
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
     let parsed: InitBody | string = {};
-    if (text.trim() !== '') {
+    if (Buffer.from(bytes).toString('latin1').trim() !== '') {
       try {
-        parsed = parseInitBody(JSON.parse(text));
-      } catch {
-        parsed = 'body is not valid JSON';
+        parsed = parseInitBody(parseJsonBody(bytes));
+      } catch (err) {
+        parsed = `body is not valid JSON: ${(err as Error).message}`;
       }
     }
     if (typeof parsed === 'string') return c.text(parsed, 400);

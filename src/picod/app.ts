@@ -6,7 +6,7 @@ import { registryFor } from '../services/process/registry.js';
 import { MAX_BODY_BYTES, tooLarge } from './body.js';
 import { formatGoDuration } from './duration.js';
 import { picodJson, PicodError } from './errors.js';
-import { executeRoutes } from './execute.js';
+import { executeRoutes, killGroup } from './execute.js';
 import { filesRoutes } from './files.js';
 import { loadRouterKey, TokenError, verifyRouterToken } from './jwt.js';
 import { Workspace } from './workspace.js';
@@ -64,12 +64,13 @@ export interface PicodOptions {
  * PicoD's REST API (AgentCube's in-sandbox daemon) over the daemon's own process and file services.
  * Throws (and the face does not start) when the key is missing or unusable, as PicoD refuses to start.
  */
-export function createPicodApp(deps: ServiceDeps, opts: PicodOptions): { app: Hono<FaceEnv>; workspace: Workspace } {
+export function createPicodApp(deps: ServiceDeps, opts: PicodOptions): { app: Hono<FaceEnv>; workspace: Workspace; groups: Set<number> } {
   const key = loadRouterKey(opts.publicKey);
   const workspace = new Workspace(opts.workspace ?? process.cwd());
   const logger = deps.logger.child({ face: 'picod' });
   const user = () => deps.users.lookup(deps.state.defaultUser);
   const started = process.hrtime.bigint();
+  const groups = new Set<number>();
 
   const app = new Hono<FaceEnv>();
   app.use('*', declaredBodyLimit);
@@ -79,7 +80,7 @@ export function createPicodApp(deps: ServiceDeps, opts: PicodOptions): { app: Ho
   // Only PicoD's routes ask for a token; any other path is a plain 404, as gin answers unmatched paths.
   const auth = requireRouterToken(key);
   for (const p of ['/api/execute', '/api/files', '/api/files/*']) app.use(p, auth);
-  app.route('/', executeRoutes({ workspace, registry: registryFor(deps), user, baseEnv: inheritedEnv(), logger }));
+  app.route('/', executeRoutes({ workspace, registry: registryFor(deps), user, baseEnv: inheritedEnv(), logger, groups }));
   app.route('/', filesRoutes({ workspace, user, logger }));
   app.notFound((c) => c.text('404 page not found', 404));
   app.onError((err, c) => {
@@ -87,12 +88,20 @@ export function createPicodApp(deps: ServiceDeps, opts: PicodOptions): { app: Ho
     logger.error({ err, path: c.req.path }, 'picod request failed');
     return picodJson(c, new PicodError(500, 'internal error'));
   });
-  return { app, workspace };
+  return { app, workspace, groups };
 }
 
 /** The PicoD face on `port`; throws when it cannot start (no key, bad key, unusable workspace). */
 export function picodFace(deps: ServiceDeps, port: number): Face {
-  const { app, workspace } = createPicodApp(deps, { publicKey: deps.config.picodPublicKey, workspace: deps.config.workspace });
+  const { app, workspace, groups } = createPicodApp(deps, { publicKey: deps.config.picodPublicKey, workspace: deps.config.workspace });
   deps.logger.info({ workspace: workspace.root }, 'picod workspace ready');
-  return { name: 'picod', port, handler: honoHandler(app) };
+  return {
+    name: 'picod',
+    port,
+    handler: honoHandler(app),
+    // The daemon has ended the commands themselves by now; whatever they started in their groups goes too.
+    close: async () => {
+      for (const pgid of groups) killGroup(pgid);
+    },
+  };
 }

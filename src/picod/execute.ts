@@ -37,6 +37,8 @@ export interface ExecuteDeps {
   /** Variables every command starts with before the request's own (PicoD passes its own environment). */
   baseEnv: Readonly<Record<string, string>>;
   logger: Logger;
+  /** Process groups of the commands started here that may still have members, for the face's close. */
+  groups: Set<number>;
 }
 
 interface ExecuteRequest {
@@ -102,7 +104,17 @@ class BoundedOutput {
   }
 }
 
-function killGroup(pid: number): void {
+/** Whether any process is left in the group (a background child of a command that has ended, say). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function killGroup(pid: number): void {
   try {
     process.kill(-pid, 'SIGKILL');
   } catch (err) {
@@ -174,6 +186,8 @@ export function executeRoutes(deps: ExecuteDeps): Hono<FaceEnv> {
       return answer('', message, 1);
     }
     const { process: proc, output } = started;
+    for (const pgid of deps.groups) if (!groupAlive(pgid)) deps.groups.delete(pgid);
+    deps.groups.add(proc.pid);
     let timedOut = false;
     const deadline = setTimeout(
       () => {
@@ -205,7 +219,9 @@ export function executeRoutes(deps: ExecuteDeps): Hono<FaceEnv> {
     let stderr = streams.stderr.text();
     for (const kind of ['stdout', 'stderr'] as const) {
       const { dropped } = streams[kind];
-      if (dropped > 0) stderr += `\n[sandboxd: ${kind} truncated: ${dropped} bytes after the first ${MAX_OUTPUT_BYTES} were dropped]`;
+      if (dropped === 0) continue;
+      if (stderr !== '' && !stderr.endsWith('\n')) stderr += '\n';
+      stderr += `[sandboxd: ${kind} truncated: ${dropped} bytes after the first ${MAX_OUTPUT_BYTES} were dropped]\n`;
     }
     if (timedOut) {
       exitCode = TIMEOUT_EXIT_CODE;

@@ -185,6 +185,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const envVars = stringMap(body.envVars, 'envVars');
     const timeout = timeoutSeconds(body.timeout, 15);
     const id = newSandboxId();
+    const began = Date.now();
     const { link, outside, inside } = slot();
     const dir = overlayDir(manifest, id);
     const merged = path.join(dir, 'merged');
@@ -226,7 +227,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       sandboxes.set(id, sbx);
       running.exited.then(() => forget(id, manifest), () => undefined);
       schedule(sbx);
-      log(`sandbox ${id} (${templateId}) running at ${inside}`);
+      log(`sandbox ${id} (${templateId}) running at ${inside}, started and initialised in ${Date.now() - began} ms`);
       return sbx;
     } catch (err) {
       await stopSandbox(running, 2_000);

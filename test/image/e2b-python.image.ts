@@ -34,5 +34,6 @@ describe('the Python SDK in production mode', () => {
 
   it('stops the standalone control plane cleanly on SIGTERM', async () => {
     expect(await cp.stop()).toBe(0);
+    process.stdout.write(cp.log());
   });
 });

@@ -64,7 +64,7 @@ describe('the image', () => {
   it('runs the same artefact the same way in Dockerfile.envd and the systemd unit', () => {
     const runtime = parseDockerfile(readFileSync(path.join(REPO, 'Dockerfile.envd'), 'utf8')).at(-1)!;
     const unit = readFileSync(path.join(REPO, 'packaging/sandboxd.service'), 'utf8');
-    expect(execStart(unit)).toEqual(runtime.cmd);
+    expect(execStart(unit)).toEqual([...runtime.entrypoint.slice(2), ...runtime.cmd]);
     expect(manifest.argv).toEqual([...runtime.entrypoint, ...runtime.cmd]);
   });
 

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { Process } from '../../src/gen/process/process_pb.js';
+import type { Sandbox } from 'e2b';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { startSdkDaemon } from '../helpers/sdk.js';
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -71,4 +73,27 @@ describe('a Start stream over h2c whose client leaves', () => {
       session.destroy();
     });
   }
+});
+
+describe('a command whose background child still holds its output', () => {
+  let d: RunningDaemon;
+  let sandbox: Sandbox;
+  beforeAll(async () => {
+    ({ daemon: d, sandbox } = await startSdkDaemon());
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('returns what the background child writes after the shell exits (the SDK sees both lines)', async () => {
+    const result = await sandbox.commands.run('(sleep 2; echo late) & echo early');
+    expect(result.stdout).toBe('early\nlate\n');
+    expect(result.exitCode).toBe(0);
+  });
+
+  it('keeps stderr of a background child as well', async () => {
+    const result = await sandbox.commands.run('(sleep 1; echo late >&2) & echo early');
+    expect(result.stdout).toBe('early\n');
+    expect(result.stderr).toBe('late\n');
+  });
 });

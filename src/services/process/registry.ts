@@ -120,6 +120,7 @@ export class ProcessRegistry {
       deadline = setTimeout(() => {
         log.info({ timeoutMs }, 'process deadline reached; killing it');
         proc.signal('SIGKILL');
+        proc.expire();
       }, timeoutMs);
       deadline.unref();
     }
