@@ -4,6 +4,7 @@ import type { ServiceDeps } from '../services/context.js';
 import { ConnectError } from '@connectrpc/connect';
 import { envsRoutes } from './envs.js';
 import { filesRoutes } from './files.js';
+import { freezeRoutes } from './freeze.js';
 import { healthRoutes } from './health.js';
 import { initRoutes } from './init.js';
 import { metricsRoutes } from './metrics.js';
@@ -17,6 +18,7 @@ export function createApiApp(deps: ServiceDeps): Hono<FaceEnv> {
   app.route('/', envsRoutes(deps));
   app.route('/', metricsRoutes());
   app.route('/', filesRoutes(deps));
+  app.route('/', freezeRoutes(deps));
   app.notFound((c) => c.text('404 page not found\n', 404));
   app.onError((err, c) => {
     if (err instanceof HttpError) return jsonError(c, err.status, err.message);

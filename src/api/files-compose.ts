@@ -71,7 +71,7 @@ export function registerCompose(app: Hono<FaceEnv>, deps: ServiceDeps): void {
     }
 
     try {
-      await writeFileAtomically(dest, concatenated(resolved), { uid: user.uid, gid: user.gid, metadata: {}, keepMode: false });
+      await writeFileAtomically(dest, concatenated(resolved), { uid: user.uid, gid: user.gid, metadata: {}, keepMode: false, reportAs: 'compose' });
     } catch (err) {
       if (!(err instanceof WriteFailure)) throw err;
       if (err.kind === 'is-directory') throw new HttpError(400, err.message);

@@ -118,6 +118,7 @@ async function uploadOne(target: string, source: Readable, ctx: UploadContext): 
     gid: ctx.user.gid,
     metadata: ctx.metadata,
     keepMode: true,
+    reportAs: 'upload',
     onXattrUnsupported: (err) => ctx.deps.logger.warn({ err, path: target }, 'filesystem has no xattrs; metadata not kept'),
   });
   const entry: UploadedEntry = { path: target, name: path.basename(target), type: 'file' };

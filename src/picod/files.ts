@@ -48,7 +48,7 @@ async function confine(ws: Workspace, input: string): Promise<string> {
 async function save(deps: FilesDeps, target: string, content: Readable, mode: number): Promise<Record<string, unknown>> {
   const user = deps.user();
   try {
-    await writeFileAtomically(target, content, { uid: user.uid, gid: user.gid, metadata: {}, keepMode: true, createMode: mode });
+    await writeFileAtomically(target, content, { uid: user.uid, gid: user.gid, metadata: {}, keepMode: true, createMode: mode, reportAs: 'upload' });
   } catch (err) {
     if (err instanceof WriteFailure && err.kind === 'is-directory') throw new PicodError(500, `Failed to write file: ${err.message}`);
     if (err instanceof WriteFailure && err.kind === 'source' && err.source instanceof PicodError) throw err.source;
