@@ -204,6 +204,7 @@ class McpSessions {
       throw err;
     }
     this.busy(session, -1);
+    if (c.req.method === 'GET' && res.ok) this.logger.debug({ mcpSession: id, resumed: c.req.header('last-event-id') !== undefined }, 'mcp session stream opened');
     return this.track(session, res);
   }
 

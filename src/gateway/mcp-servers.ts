@@ -17,6 +17,7 @@ import {
   UnsubscribeRequestSchema,
   type CallToolRequest,
   type CallToolResult,
+  type Progress,
   type Prompt,
   type ReadResourceResult,
   type Resource,
@@ -30,7 +31,7 @@ import type { Logger } from '../log.js';
 import { describeError, GatewayError } from './errors.js';
 import type { McpRegistry, Registration, Scope } from './registry.js';
 import { toolEnabled } from './spec.js';
-import type { ForwardOptions, Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 
 const GATEWAY_INFO = { name: 'sandboxd-gateway', version: '0.1.0' };
 /** One schema validator for every server: building an Ajv instance costs more than a request. */
@@ -88,18 +89,20 @@ async function pass<T>(up: Upstream, fn: (client: Client, opts: RequestOptions) 
 }
 
 /**
- * How a tool call travels upstream: cancelled when the caller cancels (or its session ends), and the
- * upstream's progress re-addressed to the caller's own `progressToken`, on the caller's stream.
+ * Calls a tool upstream the way the caller asked: cancelled when the caller cancels (or its session
+ * ends), and the upstream's progress re-addressed to the caller's own `progressToken`, on the caller's
+ * stream. Progress still being sent goes out before the result (the SDK delivers notifications a tick late).
  */
-function callOptions(req: CallToolRequest, extra: Extra): Omit<ForwardOptions, 'timeoutMs'> {
+async function callUpstream(up: Upstream, tool: string, req: CallToolRequest, extra: Extra): Promise<CallToolResult> {
   const token = req.params._meta?.progressToken;
-  return {
-    signal: extra.signal,
-    onprogress:
-      token === undefined
-        ? undefined
-        : (p) => void extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken: token } }).catch(() => undefined),
-  };
+  const sending: Promise<unknown>[] = [];
+  const onprogress =
+    token === undefined
+      ? undefined
+      : (p: Progress) => void sending.push(extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken: token } }).catch(() => undefined));
+  const result = await up.callTool(tool, req.params.arguments ?? {}, req.params._meta, { signal: extra.signal, onprogress });
+  await Promise.all(sending);
+  return result;
 }
 
 /** Every page of a paginated list. */
@@ -172,7 +175,7 @@ export function aggregateServer(registry: McpRegistry, scope: Scope, logger: Log
       if (!toolEnabled(reg.spec, tool)) continue;
       try {
         if (!(await reg.upstream.findTool(tool))) continue;
-        return await reg.upstream.callTool(tool, req.params.arguments ?? {}, req.params._meta, callOptions(req, extra));
+        return await callUpstream(reg.upstream, tool, req, extra);
       } catch (err) {
         return toolError(err);
       }
@@ -261,7 +264,7 @@ export function forwardingServer(reg: Registration): Server {
     server.setRequestHandler(ListToolsRequestSchema, (req, extra) => pass(up, (c, o) => c.listTools(req.params, o), extra));
     server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
       try {
-        return await up.callTool(req.params.name, req.params.arguments ?? {}, req.params._meta, callOptions(req, extra));
+        return await callUpstream(up, req.params.name, req, extra);
       } catch (err) {
         if (err instanceof McpError) throw err;
         return toolError(err);

@@ -8,6 +8,7 @@ import {
   ErrorCode,
   LoggingMessageNotificationSchema,
   McpError,
+  ProgressNotificationSchema,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
@@ -32,6 +33,8 @@ const NO_TIMEOUT_MS = 2_147_483_647;
 const validator = new AjvJsonSchemaValidator();
 /** Listing and forwarding bound for stdio servers once started (the SDK's default request timeout). */
 const STDIO_REQUEST_TIMEOUT_MS = 60_000;
+
+let progressTokens = 0;
 
 /** The server notifications the gateway passes on to its MCP sessions. */
 const FORWARDED_NOTIFICATIONS = [
@@ -91,6 +94,8 @@ export class Upstream {
   private session: Session | undefined;
   /** Every session opened and not yet ended (including one still connecting), so close() can end them all. */
   private readonly live = new Set<Session>();
+  /** Progress callbacks by the token the gateway sent upstream (see callTool). */
+  private readonly progress = new Map<string, (p: Progress) => void>();
   private tools: Tool[] | undefined;
   /** Set once open() has connected and listed: later requests get the usual bounds. */
   private started = false;
@@ -178,6 +183,12 @@ export class Upstream {
         this.onNotification?.(n);
       });
     }
+    // The gateway's own progress routing: the SDK's drops a progress notification that arrives together
+    // with its call's result (it handles the result first and forgets the token).
+    client.setNotificationHandler(ProgressNotificationSchema, (n) => {
+      const { progressToken, ...progress } = n.params;
+      this.progress.get(String(progressToken))?.(progress);
+    });
     const session: Session = { client, transport };
     this.live.add(session);
     try {
@@ -269,10 +280,12 @@ export class Upstream {
    */
   async callTool(name: string, args: Record<string, unknown>, meta?: Record<string, unknown>, opts: Omit<ForwardOptions, 'timeoutMs'> = {}): Promise<CallToolResult> {
     const timeout = this.spec.executionTimeoutMs ?? NO_TIMEOUT_MS;
-    // The caller's progress token means nothing upstream: the SDK sets its own when onprogress is given.
+    // The caller's progress token means nothing upstream: the gateway sends one of its own.
     const { progressToken: _ignored, ...rest } = meta ?? {};
-    const _meta = Object.keys(rest).length > 0 ? rest : undefined;
-    const options: RequestOptions = { timeout, signal: opts.signal, onprogress: opts.onprogress };
+    const token = opts.onprogress ? `sandboxd-${++progressTokens}` : undefined;
+    if (token !== undefined) this.progress.set(token, opts.onprogress!);
+    const _meta = token !== undefined ? { ...rest, progressToken: token } : Object.keys(rest).length > 0 ? rest : undefined;
+    const options: RequestOptions = { timeout, signal: opts.signal };
     try {
       return await this.withClient((client) =>
         client.request({ method: 'tools/call', params: { name, arguments: args, ...(_meta ? { _meta } : {}) } }, CallToolResultSchema, options),
@@ -285,6 +298,8 @@ export class Upstream {
         );
       }
       throw err;
+    } finally {
+      if (token !== undefined) this.progress.delete(token);
     }
   }
 
