@@ -15,6 +15,12 @@ export interface Config {
   logLevel: string;
   /** Forward loopback-only listeners to the external addresses (default: on when bound beyond loopback). */
   portForward: boolean;
+  /** PicoD face port (AgentCube); 0: off. */
+  picodPort: number;
+  /** Root every PicoD path is confined to (PicoD's --workspace); undefined: the working directory. */
+  workspace: string | undefined;
+  /** The router's public key (PEM) from PICOD_AUTH_PUBLIC_KEY, read once at start. */
+  picodPublicKey: string | undefined;
 }
 
 export const USAGE = `sandboxd: envd-compatible sandbox daemon with an MCP gateway
@@ -31,6 +37,9 @@ Usage: sandboxd [options]
   --gateway-token <t>   require 'Authorization: Bearer <t>' on the gateway (env SANDBOXD_GATEWAY_TOKEN)
   --instance-nonce <n>  gateway /health answers {"status":"ok","instance_nonce":"<n>"}
   --gateway-session-idle <s>  end a gateway MCP session idle this many seconds (default 600)
+  --picod-port <n>      PicoD face port for AgentCube (env SANDBOXD_PICOD_PORT; default
+                        8080 when PICOD_AUTH_PUBLIC_KEY is set, else off; 0 turns it off)
+  --workspace <dir>     root of every PicoD path (default: the working directory)
   --log-level <level>   pino log level (default info)
   --port-forward        make services listening only on 127.0.0.1/::1 reachable on the
                         external addresses, same port (default: on when --host goes
@@ -78,6 +87,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'instance-nonce': { type: 'string' },
         'gateway-session-idle': { type: 'string' },
         'log-level': { type: 'string' },
+        'picod-port': { type: 'string' },
+        workspace: { type: 'string' },
         'port-forward': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
@@ -103,6 +114,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       gatewaySessionIdleMs: parseSeconds('--gateway-session-idle', values['gateway-session-idle'], 600) * 1000,
       logLevel: values['log-level'] ?? env.SANDBOXD_LOG_LEVEL ?? 'info',
       portForward: values['port-forward'] ?? !isLoopbackOnly(hosts),
+      // AgentCube injects the key into every PicoD pod; its presence alone means "serve PicoD on 8080".
+      picodPort: parsePort('--picod-port', values['picod-port'] ?? (env.SANDBOXD_PICOD_PORT || undefined), env.PICOD_AUTH_PUBLIC_KEY ? 8080 : 0),
+      workspace: values.workspace,
+      picodPublicKey: env.PICOD_AUTH_PUBLIC_KEY || undefined,
     },
   };
 }

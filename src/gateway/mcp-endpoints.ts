@@ -5,7 +5,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { ServerNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
-import type { GatewayEnv } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { describeError } from './errors.js';
 import { BoundedEventStore } from './event-store.js';
 import { aggregatedNotification, aggregateServer, forwardingServer } from './mcp-servers.js';
@@ -275,14 +275,14 @@ class McpSessions {
 }
 
 export interface McpEndpoints {
-  app: Hono<GatewayEnv>;
+  app: Hono<FaceEnv>;
   close(): Promise<void>;
 }
 
 /** `/mcp` (the pair's MCPs aggregated) and `/mcps/{name}/mcp` (one MCP forwarded), POST, GET and DELETE. */
 export function mcpEndpoints(registry: McpRegistry, logger: Logger, opts: McpEndpointOptions): McpEndpoints {
   const sessions = new McpSessions(registry, logger, opts);
-  const app = new Hono<GatewayEnv>();
+  const app = new Hono<FaceEnv>();
   const limit = bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) => c.json({ jsonrpc: '2.0', error: { code: -32600, message: `request body larger than ${MAX_BODY_BYTES} bytes` }, id: null }, 413),

@@ -1,13 +1,13 @@
 import { Hono } from 'hono';
 import type { Logger } from '../log.js';
-import type { GatewayEnv } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { GatewayError, STATUS_OF } from './errors.js';
 import { mcpEndpoints, type McpEndpointOptions } from './mcp-endpoints.js';
 import { McpRegistry } from './registry.js';
 import { restRoutes } from './rest.js';
 
 export interface GatewayRoutes {
-  app: Hono<GatewayEnv>;
+  app: Hono<FaceEnv>;
   registry: McpRegistry;
   /** Ends every MCP session, then stops every registered server. */
   close(): Promise<void>;
@@ -16,7 +16,7 @@ export interface GatewayRoutes {
 /** Everything behind the gateway's auth: the `/mcps` REST API and the MCP endpoints, over one registry. */
 export function createGatewayRoutes(logger: Logger, mcp: McpEndpointOptions): GatewayRoutes {
   const registry = new McpRegistry(logger);
-  const app = new Hono<GatewayEnv>();
+  const app = new Hono<FaceEnv>();
   const endpoints = mcpEndpoints(registry, logger, mcp);
   app.route('/', restRoutes(registry));
   app.route('/', endpoints.app);

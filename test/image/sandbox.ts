@@ -5,6 +5,8 @@ import { watchJsonLog } from '../helpers/json-log.js';
 /** What run.ts prepared: an unpacked image and how to start it (Dockerfile ENTRYPOINT + CMD, ENV, WORKDIR). */
 export interface ImageManifest {
   rootfs: string;
+  /** The Debian suite the image was built on. */
+  base: string;
   argv: string[];
   env: Record<string, string>;
   workdir: string;

@@ -1,7 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { EVERYTHING, GatewayApi, processesWith, stdioSpec, waitUntilGone } from './gateway-support.js';
 
 const TINY_PNG_PREFIX = 'iVBORw0KGgo';
@@ -378,80 +377,5 @@ describe('gateway health and auth', () => {
     } finally {
       await d.stop();
     }
-  });
-
-  it('requires the envd access token once /init sets one', async () => {
-    const d = await startDaemon({ gatewayPort: 'free' });
-    try {
-      const anon = new GatewayApi(d.gatewayUrl);
-      expect((await anon.get('/mcps')).status).toBe(200);
-      const init = await fetch(`${d.url}/init`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accessToken: 'envd-secret' }) });
-      expect(init.status).toBe(204);
-      expect((await anon.get('/mcps')).status).toBe(401);
-      expect((await anon.with({}, { 'x-access-token': 'wrong' }).get('/mcps')).status).toBe(401);
-      expect((await anon.with({}, { 'x-access-token': 'envd-secret' }).get('/mcps')).status).toBe(200);
-      expect((await anon.with({}, { authorization: 'Bearer envd-secret' }).get('/mcps')).status).toBe(200);
-      expect((await anon.get('/health')).status).toBe(200);
-    } finally {
-      await d.stop();
-    }
-  });
-});
-
-/**
- * Runs inside a fresh network namespace: adds a non-loopback address to its own `lo`, starts the
- * daemon on it and on 127.0.0.1, and asks the gateway from each source address.
- */
-const NETNS_PROBE = `
-import { execFileSync, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import http from 'node:http';
-const [entry, ...extra] = JSON.parse(process.env.PROBE_ARGS);
-execFileSync('ip', ['link', 'set', 'lo', 'up']);
-execFileSync('ip', ['addr', 'add', '10.200.0.1/32', 'dev', 'lo']);
-const d = spawn(process.execPath, [entry, '--port', '0', '--gateway-port', '5600', '--host', '127.0.0.1', '--host', '10.200.0.1', ...extra],
-  { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '' } });
-await new Promise((resolve) => createInterface({ input: d.stdout }).on('line', (l) => { if (l.includes('gateway face listening')) resolve(); }));
-const ask = (host, path, headers = {}) => new Promise((resolve, reject) => {
-  http.get({ host, port: 5600, path, localAddress: host, headers }, (res) => {
-    let body = ''; res.on('data', (c) => (body += c)); res.on('end', () => resolve({ status: res.statusCode, body }));
-  }).on('error', reject);
-});
-const out = {
-  outside: await ask('10.200.0.1', '/mcps'),
-  outsideHealth: await ask('10.200.0.1', '/health'),
-  outsideBearer: await ask('10.200.0.1', '/mcps', { authorization: 'Bearer gw-secret' }),
-  loopback: await ask('127.0.0.1', '/mcps'),
-};
-d.kill('SIGTERM');
-console.log(JSON.stringify(out));
-`;
-
-describe('gateway from a non-loopback address', () => {
-  function probe(extra: string[]): Record<string, { status: number; body: string }> {
-    const out = execFileSync('unshare', ['-n', process.execPath, '--input-type=module', '-e', NETNS_PROBE], {
-      env: { ...process.env, PROBE_ARGS: JSON.stringify([ENTRY, ...extra]) },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    return JSON.parse(out.trim().split('\n').pop()!) as Record<string, { status: number; body: string }>;
-  }
-
-  it('refuses a non-loopback client with 403 and a hint when no token is set; a token opens it', (ctx) => {
-    const can = spawnSync('unshare', ['-n', 'ip', 'addr', 'add', '10.200.0.1/32', 'dev', 'lo'], { encoding: 'utf8' });
-    if (can.status !== 0) {
-      console.log(`skipped: cannot create a private network namespace with an extra address (${(can.stderr || can.error?.message || '').trim()})`);
-      ctx.skip();
-    }
-    const open = probe([]);
-    expect(open.outside!.status).toBe(403);
-    expect(JSON.parse(open.outside!.body).detail).toContain('--gateway-token');
-    expect(open.outsideHealth!.status).toBe(200);
-    expect(open.loopback!.status).toBe(200);
-
-    const guarded = probe(['--gateway-token', 'gw-secret']);
-    expect(guarded.outside!.status).toBe(401);
-    expect(guarded.outsideBearer!.status).toBe(200);
-    expect(guarded.loopback!.status).toBe(401);
   });
 });
