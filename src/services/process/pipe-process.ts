@@ -14,6 +14,8 @@ export interface PipeSpawnOptions {
   stdin: boolean;
   meta: ProcessMeta;
   limits?: FanoutLimits;
+  /** Make the child a process group leader (setsid), so its pid names the group. */
+  processGroup?: boolean;
   /** How long output may stay open after the exit; POST_EXIT_LIMIT_MS unless given. */
   postExitLimitMs?: number;
 }
@@ -49,6 +51,7 @@ export class PipeProcess extends ManagedProcess {
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       uid: opts.plan.uid,
       gid: opts.plan.gid,
+      detached: opts.processGroup === true,
     });
     if (child.pid === undefined) {
       const [err] = (await once(child, 'error')) as [Error];

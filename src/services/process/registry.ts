@@ -31,6 +31,8 @@ export interface StartSpec {
   stdin: boolean;
   /** Kill the process (SIGKILL) after this many ms; undefined or 0: no deadline. */
   timeoutMs?: number;
+  /** Start it as the leader of its own process group (pipes only), so the whole group can be signalled. */
+  processGroup?: boolean;
 }
 
 export interface RegistryOptions {
@@ -97,7 +99,7 @@ export class ProcessRegistry {
     try {
       proc = spec.pty
         ? await PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
-        : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits });
+        : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup });
     } catch (err) {
       throw spawnError(err, [config.cmd, ...config.args].join(' '));
     }
