@@ -177,8 +177,10 @@ describe('refusals', () => {
     expect((await viaProxy(a.sandboxId, '/mcps', { 'X-Access-Token': cp.sandbox(b.sandboxId)!.accessToken }, { port: 5600 })).status).toBe(401);
     expect(await viaProxy(a.sandboxId, '/mcps', { 'X-Access-Token': token }, { port: 5600 })).toEqual({ status: 200, body: '[]' });
     // Inside the sandbox, on loopback, no token is needed (AgentScope's shim sends none).
-    const inside = await a.commands.run('node -e "fetch(\'http://127.0.0.1:5600/mcps\').then(async (r) => console.log(r.status, await r.text()))"');
-    expect(inside.stdout).toBe('200 []\n');
+    // The image has no HTTP client, so bash speaks HTTP/1.0 over /dev/tcp.
+    const inside = await a.commands.run(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/5600; printf "GET /mcps HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n" >&3; cat <&3'`);
+    expect(inside.stdout).toMatch(/^HTTP\/1\.1 200 /);
+    expect(inside.stdout.endsWith('\r\n\r\n[]')).toBe(true);
   });
 
   it('refuses an /init replay with another token, and the sandbox keeps its own', async () => {

@@ -1,18 +1,14 @@
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pytest, spawnControlPlane, type ControlPlaneProcess } from './pytest.js';
+import { PYTHON, pytest, spawnControlPlane, type ControlPlaneProcess } from './pytest.js';
 
 // The Python e2b SDK in production mode (test/image/python/test_production.py) against the control plane run
 // as its own process, as a Python-only user would run it, with test/python's pinned venv.
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
 let cp: ControlPlaneProcess;
 
 beforeAll(async () => {
-  const setup = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { encoding: 'utf8' });
-  if (setup.status !== 0) throw new Error(`test/python/setup.sh failed: ${setup.stderr}`);
+  // run.ts made the venv before entering this network namespace (pip needs the network).
+  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run npm run test:python:setup`);
   cp = await spawnControlPlane();
 });
 

@@ -103,6 +103,14 @@ async function main(): Promise<number> {
   // The Dockerfile's base, then the same RUN and COPY lines on a second base that is not bookworm: the one
   // executable must need nothing of bookworm's. SANDBOXD_TEST_SUITES=bookworm runs the first alone.
   const suites = (process.env.SANDBOXD_TEST_SUITES || `${SUITE},${OTHER_SUITE}`).split(',');
+
+  // The production-mode Python suite uses test/python's venv; pip needs the network, which the tests' own
+  // namespace does not have, so it is made (or found up to date) here.
+  const t = Date.now();
+  const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { stdio: 'inherit' });
+  if (venv.status !== 0) throw new Error('test/python/setup.sh failed: the Python venv for the production-mode suite is missing');
+  say(`python venv ready in ${seconds(t)}`);
+
   let code = 0;
   for (const suite of suites) {
     code = (await testOnBase(suite, { cacheDir, mirror, logFile, runtime, stages })) || code;
