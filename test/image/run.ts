@@ -104,12 +104,15 @@ async function main(): Promise<number> {
   // executable must need nothing of bookworm's. SANDBOXD_TEST_SUITES=bookworm runs the first alone.
   const suites = (process.env.SANDBOXD_TEST_SUITES || `${SUITE},${OTHER_SUITE}`).split(',');
 
-  // The production-mode Python suite uses test/python's venv; pip needs the network, which the tests' own
-  // namespace does not have, so it is made (or found up to date) here.
+  // The production-mode Python suites use test/python's venv, and the E2BWorkspace suite also the
+  // agentscope-2.0.10 one; pip needs the network, which the tests' own namespace does not have, so they are
+  // made (or found up to date) here.
   const t = Date.now();
-  const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { stdio: 'inherit' });
-  if (venv.status !== 0) throw new Error('test/python/setup.sh failed: the Python venv for the production-mode suite is missing');
-  say(`python venv ready in ${seconds(t)}`);
+  for (const name of ['', 'agentscope-2.0.10']) {
+    const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh'), ...(name ? [name] : [])], { stdio: 'inherit' });
+    if (venv.status !== 0) throw new Error(`test/python/setup.sh ${name} failed: a Python venv for the production-mode suites is missing`);
+  }
+  say(`python venvs ready in ${seconds(t)}`);
 
   let code = 0;
   for (const suite of suites) {
