@@ -4,8 +4,9 @@
 //  1. debootstrap Debian (minbase), cached as a tar in /var/cache/sandboxd-test (SANDBOXD_TEST_CACHE)
 //  2. the runtime stage's RUN lines in a chroot of it, cached as another tar keyed by those lines
 //  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the executable of `npm run package`
-//  4. vitest runs test/image/rootfs.image.ts inside a network namespace of its own (so the "outside" end of
-//     the veth pair is private too); the test starts ENTRYPOINT + CMD in further namespaces
+//  4. vitest runs test/image/*.image.ts (or the files given as arguments) inside a network namespace of its
+//     own (so the "outside" end of each veth pair is private too); the tests start ENTRYPOINT + CMD in
+//     further namespaces (rootfs.image.ts by hand; the others through the local E2B control plane)
 //  5. everything is torn down: leftover processes in the rootfs, the scratch rootfs
 //
 // Bundled by esbuild into build/test-image/run.mjs and run from the repo root.
@@ -66,7 +67,8 @@ function processesIn(rootfs: string): number[] {
 }
 
 function cleanup(scratch: string, rootfs: string): void {
-  for (const pid of processesIn(rootfs)) {
+  // The scratch dir, not just the rootfs: the control plane's sandboxes run on overlays beside it.
+  for (const pid of processesIn(scratch)) {
     say(`killing leftover process ${pid}`);
     try {
       process.kill(pid, 'SIGKILL');
@@ -101,6 +103,14 @@ async function main(): Promise<number> {
   // The Dockerfile's base, then the same RUN and COPY lines on a second base that is not bookworm: the one
   // executable must need nothing of bookworm's. SANDBOXD_TEST_SUITES=bookworm runs the first alone.
   const suites = (process.env.SANDBOXD_TEST_SUITES || `${SUITE},${OTHER_SUITE}`).split(',');
+
+  // The production-mode Python suite uses test/python's venv; pip needs the network, which the tests' own
+  // namespace does not have, so it is made (or found up to date) here.
+  const t = Date.now();
+  const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { stdio: 'inherit' });
+  if (venv.status !== 0) throw new Error('test/python/setup.sh failed: the Python venv for the production-mode suite is missing');
+  say(`python venv ready in ${seconds(t)}`);
+
   let code = 0;
   for (const suite of suites) {
     code = (await testOnBase(suite, { cacheDir, mirror, logFile, runtime, stages })) || code;
@@ -155,7 +165,7 @@ async function testOnBase(suite: string, { cacheDir, mirror, logFile, runtime, s
     t = Date.now();
     const vitest = path.join(REPO, 'node_modules/.bin/vitest');
     const code = await new Promise<number>((resolve) => {
-      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts'], {
+      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts', ...process.argv.slice(2)], {
         stdio: 'inherit',
         env: { ...process.env, [MANIFEST_ENV]: manifestFile },
       });

@@ -126,6 +126,13 @@ describe('PicoD face: /api/execute', () => {
     expect(r.stderr).toBe('[sandboxd: stdout truncated: 4096 bytes after the first 8388608 were dropped]\n');
   });
 
+  it('waits for a background child that keeps stdout open, and the timeout ends it, as PicoD', async () => {
+    const r = await run({ command: ['sh', '-c', 'echo parent; (sleep 0.3; echo child) &'], timeout: '30s' });
+    expect(r).toMatchObject({ stdout: 'parent\nchild\n', exit_code: 0 });
+    const held = await run({ command: ['sh', '-c', 'echo parent; sleep 300 &'], timeout: '500ms' });
+    expect(held).toMatchObject({ stdout: 'parent\n', exit_code: 124 });
+  });
+
   it('lets a background child outlive its command, as PicoD does', async () => {
     const r = await run({ command: ['sh', '-c', 'sleep 300 > /dev/null 2>&1 & echo $!'] });
     expect(r.exit_code).toBe(0);
