@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/gen/', 'node_modules/', 'test/python/.venv/', 'coverage/', 'build/', 'bench/tmp/'] },
+  { ignores: ['dist/', 'src/gen/', 'node_modules/', 'test/python/.venv/', 'test/python/.venvs/', 'coverage/', 'build/', 'bench/tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
