@@ -217,6 +217,8 @@ interface Task {
   figure: string;
   kind: Kind;
   rounds?: number;
+  /** Untimed runs per side first (1 unless said). */
+  warmup?: number;
   /** One sample on one side: ms for time, bytes/s for rate. */
   sample(s: Side): Promise<number>;
 }
@@ -234,6 +236,7 @@ function envdTasks(work: string): Task[] {
     figure: `${n.toLocaleString('en')} concurrent \`commands.run\`, wall`,
     kind: 'time',
     rounds: SMOKE ? 1 : 3,
+    warmup: n > 200 ? 0 : 1,
     sample: (s) =>
       timed(() =>
         Promise.all(
@@ -343,6 +346,7 @@ function envdTasks(work: string): Task[] {
       figure: `SDK \`files.write\` of ${SMALL_FILES.toLocaleString('en')} small files (one multipart request), wall`,
       kind: 'time',
       rounds: SMOKE ? 1 : 2,
+      warmup: 0,
       sample: (s) => {
         const files = Array.from({ length: SMALL_FILES }, (_, i) => ({ path: path.join(tree, s.name, `f${i}.txt`), data: `file ${i}\n` }));
         return timed(async () => {
@@ -354,7 +358,8 @@ function envdTasks(work: string): Task[] {
     {
       figure: `SDK \`files.read\` of ${SMALL_FILES.toLocaleString('en')} small files (64 in flight), wall`,
       kind: 'time',
-      rounds: SMOKE ? 1 : 3,
+      rounds: SMOKE ? 1 : 2,
+      warmup: 0,
       sample: (s) => {
         const names = Array.from({ length: SMALL_FILES }, (_, i) => path.join(many, `f${i}.txt`));
         return timed(() =>
@@ -412,7 +417,7 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
       if (ONLY && !ONLY.test(task.figure)) continue;
       process.stderr.write(`bench: ${task.figure} (${sides.map((s) => s.name).join(' vs ')}) …\n`);
       try {
-        const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample);
+        const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample, task.warmup ?? 1);
         const o = medians.at(-1)!;
         const t = bin ? medians[0] : undefined;
         const ratio = t === undefined ? undefined : task.kind === 'rate' ? o / t : t / o;
