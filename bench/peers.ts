@@ -23,11 +23,13 @@ import { download, fmtBytes, fmtMs, median, MiB, now, postJson } from './lib.js'
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
 const TRANSFER = SMOKE ? 2 * MiB : 256 * MiB;
-const SDK_READ = SMOKE ? 1 * MiB : 32 * MiB;
-const LIST_ENTRIES = SMOKE ? 200 : 10_000;
-const SMALL_FILES = SMOKE ? 200 : 10_000;
-const ROUNDS = SMOKE ? 2 : 3;
-const LATENCY_SAMPLES = SMOKE ? 4 : 30;
+const SDK_READ = SMOKE ? 256 * 1024 : 32 * MiB;
+const LIST_ENTRIES = SMOKE ? 100 : 10_000;
+const SMALL_FILES = SMOKE ? 100 : 10_000;
+const ROUNDS = SMOKE ? 1 : 3;
+const LATENCY_SAMPLES = SMOKE ? 3 : 30;
+/** Untimed runs per side before a figure's samples (none at smoke sizes: only that it runs counts). */
+const WARMUP = SMOKE ? 0 : 1;
 /**
  * Commands run as a user made as the image makes `user` (`useradd -m -s /bin/bash`, no group besides
  * its own); this machine's `user` carries a test group, which costs each command a setpriv exec.
@@ -262,7 +264,7 @@ function envdTasks(work: string): Task[] {
     {
       figure: `SDK \`files.read\` ${fmtBytes(SDK_READ)} (asks for gzip)`,
       kind: 'rate',
-      rounds: SMOKE ? 2 : 3,
+      rounds: SMOKE ? 1 : 3,
       sample: async (s) =>
         rate(
           SDK_READ,
@@ -297,7 +299,7 @@ function envdTasks(work: string): Task[] {
     {
       figure: `SDK \`onStdout\` ${fmtBytes(TRANSFER)}`,
       kind: 'rate',
-      rounds: SMOKE ? 2 : 3,
+      rounds: SMOKE ? 1 : 3,
       sample: async (s) =>
         rate(
           TRANSFER,
@@ -329,18 +331,18 @@ function envdTasks(work: string): Task[] {
           if (entries.length !== LIST_ENTRIES) throw new Error(`listed ${entries.length} of ${LIST_ENTRIES}`);
         }),
     },
-    concurrent(SMOKE ? 20 : 200),
-    concurrent(SMOKE ? 50 : 1000),
+    concurrent(SMOKE ? 10 : 200),
+    concurrent(SMOKE ? 20 : 1000),
     {
-      figure: `${SMOKE ? 50 : 500} concurrent SDK \`files.read\` of a 4 KiB file, wall`,
+      figure: `${SMOKE ? 20 : 500} concurrent SDK \`files.read\` of a 4 KiB file, wall`,
       kind: 'time',
-      sample: (s) => timed(() => Promise.all(Array.from({ length: SMOKE ? 50 : 500 }, () => s.sandbox.files.read(small, { user: 'root' })))),
+      sample: (s) => timed(() => Promise.all(Array.from({ length: SMOKE ? 20 : 500 }, () => s.sandbox.files.read(small, { user: 'root' })))),
     },
     {
       figure: 'PTY keystroke echo round trip',
       kind: 'time',
       rounds: SMOKE ? 1 : 5,
-      sample: (s) => ptyEcho(s.sandbox, SMOKE ? 5 : 30),
+      sample: (s) => ptyEcho(s.sandbox, SMOKE ? 3 : 30),
     },
     {
       figure: `SDK \`files.write\` of ${SMALL_FILES.toLocaleString('en')} small files (one multipart request), wall`,
@@ -374,7 +376,7 @@ function envdTasks(work: string): Task[] {
       figure: '`watchDir` event latency',
       kind: 'time',
       rounds: SMOKE ? 1 : 5,
-      sample: (s) => watchLatency(s.sandbox, path.join(work, `watch-${s.name}-${Math.random().toString(36).slice(2)}`), SMOKE ? 4 : 20),
+      sample: (s) => watchLatency(s.sandbox, path.join(work, `watch-${s.name}-${Math.random().toString(36).slice(2)}`), SMOKE ? 3 : 20),
     },
   ];
 }
@@ -417,7 +419,7 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
       if (ONLY && !ONLY.test(task.figure)) continue;
       process.stderr.write(`bench: ${task.figure} (${sides.map((s) => s.name).join(' vs ')}) …\n`);
       try {
-        const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample, task.warmup ?? 1);
+        const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample, Math.min(WARMUP, task.warmup ?? 1));
         const o = medians.at(-1)!;
         const t = bin ? medians[0] : undefined;
         const ratio = t === undefined ? undefined : task.kind === 'rate' ? o / t : t / o;
@@ -504,7 +506,7 @@ export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
         'gateway: register server-everything (stdio), until its tools are listed',
         'time',
         () =>
-          interleave(gateways, SMOKE ? 2 : 5, async (s) => {
+          interleave(gateways, SMOKE ? 1 : 5, async (s) => {
             const ms = await timed(() => register(s, 'reg'));
             await unregister(s, 'reg');
             return ms;
@@ -515,13 +517,13 @@ export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
         'time',
         async () => {
           for (const x of gateways) await register(x, 'ev');
-          return interleave(gateways, LATENCY_SAMPLES * 2, (s) => timed(() => echo(s, 'ev')), 5);
+          return interleave(gateways, LATENCY_SAMPLES * 2, (s) => timed(() => echo(s, 'ev')), SMOKE ? 1 : 5);
         },
       ],
       [
         'gateway: 50 concurrent `echo` calls, wall',
         'time',
-        () => interleave(gateways, SMOKE ? 2 : 10, (s) => timed(() => Promise.all(Array.from({ length: 50 }, () => echo(s, 'ev'))))),
+        () => interleave(gateways, SMOKE ? 1 : 10, (s) => timed(() => Promise.all(Array.from({ length: 50 }, () => echo(s, 'ev'))))),
       ],
       ['gateway: RSS of the gateway process and its upstream after the calls above', 'bytes', async () => gateways.map((x) => treeRss(x.pid))],
     ];
