@@ -4,6 +4,7 @@
  *
  *   npm run bench                 full sizes (256 MiB transfers, 10,000-entry listing, 200 concurrent runs)
  *   BENCH_SMOKE=1 npm run bench   tiny sizes, to keep the harness from rotting
+ *   BENCH_EXECUTABLE=0            leaves out the single executable's start and RSS rows (bench/executable.ts)
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startDaemon, ROOT, type RunningDaemon } from '../test/helpers/daemon.js';
 import { ensureUser } from '../test/integration/files-support.js';
+import { executableFigures } from './executable.js';
 import { envdPeerFigures, gatewayPeerFigures, peerTables, type PeerFigure } from './peers.js';
 import { download, fmtBytes, fmtMs, fmtRate, median, MiB, now, percentile, postJson, rssOf, spawnCount, timeRuns, upload } from './lib.js';
 
@@ -266,6 +268,15 @@ async function main(): Promise<void> {
   } finally {
     await d?.stop();
     rmSync(WORK, { recursive: true, force: true });
+  }
+
+  if (process.env.BENCH_EXECUTABLE !== '0') {
+    mkdirSync(WORK, { recursive: true });
+    try {
+      await executableFigures(figure, { runs: RUNS, smoke: SMOKE, work: WORK });
+    } finally {
+      rmSync(WORK, { recursive: true, force: true });
+    }
   }
 
   const peers: PeerFigure[] = [];

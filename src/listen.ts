@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Logger } from './log.js';
 
 export type NodeHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -15,6 +16,86 @@ function looksLikeH2(chunk: Buffer): boolean {
   return n >= 3 && chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
 }
 
+type Req = http.IncomingMessage | http2.Http2ServerRequest;
+type Res = http.ServerResponse | http2.Http2ServerResponse;
+
+/** `host:port` of the socket's local end, the authority a request without a Host header was sent to. */
+function localAuthority(socket: net.Socket | undefined): string {
+  const address = socket?.localAddress ?? '127.0.0.1';
+  const host = address.includes(':') ? `[${address}]` : address;
+  return socket?.localPort ? `${host}:${socket.localPort}` : host;
+}
+
+function answer(res: Res, status: number, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(message) });
+  res.end(message);
+}
+
+/**
+ * Gives a request a usable authority before any framework sees it: Connect and Hono build a URL from
+ * the Host header (or :authority) and throw without one, as HTTP/1.0 and `Host:` (empty) allow. Such a
+ * request was sent to this socket, so its local address stands in, as Go's server takes it. A Host no
+ * URL can hold is refused with 400, as Go does. Returns false when the request was answered here.
+ */
+function ensureAuthority(req: Req, res: Res): boolean {
+  const h2 = 'stream' in req;
+  const given = h2 ? req.headers[':authority'] ?? req.headers.host : req.headers.host;
+  if (given === undefined || given === '') {
+    const authority = localAuthority(req.socket as net.Socket | undefined);
+    if (h2) req.headers[':authority'] = authority;
+    else req.headers.host = authority;
+    return true;
+  }
+  if (!URL.canParse(`http://${given}/`)) {
+    answer(res, 400, 'malformed Host header\n');
+    return false;
+  }
+  return true;
+}
+
+/**
+ * An h2 stream reset while a write waits for flow control never completes that write (no callback,
+ * no 'drain'), so whoever awaits it (Connect's response writer, and the stream generator behind it)
+ * would wait forever and be leaked. Failing the waiting write lets them unwind and clean up.
+ */
+function settleWritesOnReset(res: http2.Http2ServerResponse): void {
+  res.once('close', () => {
+    if (res.writableFinished || res.listenerCount('error') === 0) return;
+    // Node's own code for a write to a destroyed stream, which Connect takes as the client hanging up.
+    res.emit('error', Object.assign(new Error('the client reset the stream'), { code: 'ERR_STREAM_DESTROYED' }));
+  });
+}
+
+/**
+ * The handler as the servers call it: an authority first, and no exception escapes to the process
+ * (one bad request must never take down the daemon that serves a whole sandbox). A handler that
+ * throws is logged and its request answered 500 (or its stream reset, once headers went out).
+ */
+function guarded(handler: NodeHandler, logger: Logger | undefined): NodeHandler {
+  const fail = (err: unknown, req: Req, res: Res) => {
+    logger?.error({ err, method: req.method, url: req.url }, 'request handler failed');
+    try {
+      answer(res, 500, 'internal error\n');
+    } catch {
+      res.destroy();
+    }
+  };
+  return (req, res) => {
+    try {
+      if ('stream' in req) settleWritesOnReset(res as http2.Http2ServerResponse);
+      if (!ensureAuthority(req, res)) return;
+      const result = handler(req, res) as unknown;
+      if (result instanceof Promise) result.catch((err: unknown) => fail(err, req, res));
+    } catch (err) {
+      fail(err, req, res);
+    }
+  };
+}
+
 /**
  * One TCP server that serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge) into the same handler:
  * the first bytes of each connection decide which protocol server takes it.
@@ -25,7 +106,8 @@ export class DualProtocolServer {
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(handler: NodeHandler) {
+  constructor(handler: NodeHandler, logger?: Logger) {
+    handler = guarded(handler, logger);
     this.h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler as http.RequestListener);
     this.h2 = http2.createServer(
       { settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: 1000 } },

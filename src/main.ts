@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 // First: protobuf-es picks its base64 codec when it loads (see the module).
 import './services/process/base64.js';
-import { readFileSync } from 'node:fs';
 import { parseConfig, USAGE, UsageError } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './log.js';
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+/** The package version, written in by packaging/bundle.mjs (both bundles). */
+declare const __SANDBOXD_VERSION__: string;
 
 async function main(): Promise<void> {
   let parsed;
@@ -27,10 +24,14 @@ async function main(): Promise<void> {
     return;
   }
   if (parsed.kind === 'version') {
-    process.stdout.write(`sandboxd ${version()}\n`);
+    process.stdout.write(`sandboxd ${__SANDBOXD_VERSION__} (Node ${process.version})\n`);
     return;
   }
   const logger = createLogger(parsed.config.logLevel);
+  // Every process in the sandbox hangs on this daemon: a fault that escaped every handler is logged
+  // and the daemon goes on serving rather than exit.
+  process.on('uncaughtException', (err) => logger.fatal({ err }, 'uncaught exception; still serving'));
+  process.on('unhandledRejection', (err) => logger.fatal({ err }, 'unhandled rejection; still serving'));
   const daemon = await startDaemon(parsed.config, logger);
   let stopping = false;
   const stop = (signal: string) => {

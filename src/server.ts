@@ -3,6 +3,7 @@ import type http2 from 'node:http2';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from './api/app.js';
+import { STRICT_TEXT_DECODER } from './api/json-body.js';
 import { safeEqual } from './auth/token.js';
 import { basicAuthUsername } from './auth/user.js';
 import { Filesystem } from './gen/filesystem/filesystem_pb.js';
@@ -10,6 +11,7 @@ import { Process } from './gen/process/process_pb.js';
 import type { NodeHandler } from './listen.js';
 import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
+import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
 import { processService } from './services/process/index.js';
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -61,12 +63,17 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       return new Response('internal error', { status: 500 });
     },
   });
+  // Connect's JSON codec also takes a TextDecoder (the adapter's type omits it): a fatal one makes a
+  // body that is not UTF-8, or starts with a BOM, invalid_argument, as envd's protojson answers.
+  const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
+  const filesystem = filesystemService(deps);
+  const legacyRpc = legacyFilesystemHandler(filesystem);
   const rpc = connectNodeAdapter({
     routes: (router) => {
-      router.service(Filesystem, filesystemService(deps));
+      router.service(Filesystem, filesystem);
       router.service(Process, processService(deps));
     },
-    jsonOptions: { ignoreUnknownFields: true },
+    jsonOptions,
     fallback: (req, res) => void apiListener(req, res as unknown as Res),
   });
 
@@ -89,6 +96,7 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       sendJson(res, 401, { code: 'unauthenticated', message: `invalid username: '${username}'` });
       return;
     }
-    rpc(req, res);
+    if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
+    else rpc(req, res);
   };
 }

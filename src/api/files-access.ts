@@ -5,11 +5,17 @@ import { PathError, resolvePath } from '../system/paths.js';
 import { UserNotFoundError, type User } from '../system/users.js';
 import { HttpError } from './errors.js';
 
+const SINGLE_VALUE_PARAMS = ['path', 'username', 'signature', 'signature_expiration'];
+
 /**
  * Who a `/files` request acts as and on which path: checks the signature (when a token is set
  * and no valid X-Access-Token came), then the `username` parameter (else the default user).
  */
 export function filesAccess(c: Context, deps: ServiceDeps, operation: SignedOperation, rawPath: string | undefined): { user: User; path: string } {
+  // Each is a single-value parameter in envd's API: its generated binding refuses a repeated one.
+  for (const name of SINGLE_VALUE_PARAMS) {
+    if ((c.req.queries(name)?.length ?? 0) > 1) throw new HttpError(400, `Invalid format for parameter ${name}: multiple values for single value parameter '${name}'`);
+  }
   const username = c.req.query('username');
   const expirationText = c.req.query('signature_expiration');
   let expiration: number | undefined;

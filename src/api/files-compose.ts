@@ -7,7 +7,8 @@ import type { ServiceDeps } from '../services/context.js';
 import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic-write.js';
 import { PathError, resolvePath } from '../system/paths.js';
 import { UserNotFoundError, type User } from '../system/users.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
+import { parseJsonBody } from './json-body.js';
 import { HttpError } from './errors.js';
 
 interface ComposeRequest {
@@ -34,11 +35,11 @@ function concatenated(paths: string[]): Readable {
  * order into the destination (written atomically, parents created for the user), then the sources
  * are removed. Answers the destination entry as envd does.
  */
-export function registerCompose(app: Hono<Env>, deps: ServiceDeps): void {
+export function registerCompose(app: Hono<FaceEnv>, deps: ServiceDeps): void {
   app.post('/files/compose', async (c) => {
     let req: ComposeRequest;
     try {
-      req = JSON.parse(await c.req.text()) as ComposeRequest;
+      req = parseJsonBody(await c.req.arrayBuffer()) as ComposeRequest;
       if (typeof req !== 'object' || req === null) throw new Error('expected a JSON object');
     } catch (err) {
       throw new HttpError(400, `invalid request body: ${(err as Error).message}`);
@@ -70,7 +71,7 @@ export function registerCompose(app: Hono<Env>, deps: ServiceDeps): void {
     }
 
     try {
-      await writeFileAtomically(dest, concatenated(resolved), { uid: user.uid, gid: user.gid, metadata: {}, keepMode: false });
+      await writeFileAtomically(dest, concatenated(resolved), { uid: user.uid, gid: user.gid, metadata: {}, keepMode: false, reportAs: 'compose' });
     } catch (err) {
       if (!(err instanceof WriteFailure)) throw err;
       if (err.kind === 'is-directory') throw new HttpError(400, err.message);

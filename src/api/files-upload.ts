@@ -11,7 +11,7 @@ import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic
 import { PathError, resolvePath } from '../system/paths.js';
 import type { User } from '../system/users.js';
 import { metadataProblem, readMetadata } from '../system/xattrs.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
 
@@ -71,7 +71,7 @@ function decodedBody(incoming: Incoming): Readable {
 }
 
 /** `POST /files`: multipart (one or many files) or a raw octet-stream body to `path`. */
-export function registerUpload(app: Hono<Env>, deps: ServiceDeps): void {
+export function registerUpload(app: Hono<FaceEnv>, deps: ServiceDeps): void {
   app.post('/files', async (c) => {
     const rawPath = c.req.query('path');
     const { user, path: queryPath } = filesAccess(c, deps, 'write', rawPath);
@@ -118,6 +118,7 @@ async function uploadOne(target: string, source: Readable, ctx: UploadContext): 
     gid: ctx.user.gid,
     metadata: ctx.metadata,
     keepMode: true,
+    reportAs: 'upload',
     onXattrUnsupported: (err) => ctx.deps.logger.warn({ err, path: target }, 'filesystem has no xattrs; metadata not kept'),
   });
   const entry: UploadedEntry = { path: target, name: path.basename(target), type: 'file' };

@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ServiceDeps } from '../services/context.js';
 import { contentDisposition, sniffType, typeByExtension } from '../system/mime.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 import { negotiateEncoding } from './encoding.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
@@ -55,8 +55,8 @@ export function chooseRange(header: string | undefined, size: number): RangeChoi
 /** HTTP dates have whole seconds; Go compares modification times truncated to them. */
 const wholeSeconds = (ms: number): number => Math.floor(ms / 1000) * 1000;
 
-export function filesRoutes(deps: ServiceDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
+  const app = new Hono<FaceEnv>();
 
   app.get('/files', async (c) => {
     const rawPath = c.req.query('path');
@@ -146,7 +146,7 @@ export function filesRoutes(deps: ServiceDeps): Hono<Env> {
   });
 
   /** A whole small file: one read, one write; the content type is sniffed from what was read. */
-  async function sendSmall(res: Env['Bindings']['outgoing'], fh: FileHandle, size: number, headers: Record<string, string | undefined>, gzip: boolean): Promise<Response> {
+  async function sendSmall(res: FaceEnv['Bindings']['outgoing'], fh: FileHandle, size: number, headers: Record<string, string | undefined>, gzip: boolean): Promise<Response> {
     let body: Buffer;
     try {
       const buf = Buffer.allocUnsafe(size);

@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 
-export function healthRoutes(): Hono<Env> {
-  return new Hono<Env>().get('/health', (c) => {
+export function healthRoutes(): Hono<FaceEnv> {
+  return new Hono<FaceEnv>().get('/health', (c) => {
     c.header('Cache-Control', 'no-store');
     return c.body(null, 204);
   });

@@ -2,8 +2,10 @@ import { spawn } from 'node:child_process';
 import { Hono } from 'hono';
 import { safeEqual } from '../auth/token.js';
 import type { ServiceDeps } from '../services/context.js';
+import { CaCertInstaller } from '../system/ca-certs.js';
 import { ENVD_COMPAT_VERSION } from '../state.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
+import { parseJsonBody, rfc3339Problem } from './json-body.js';
 
 export interface InitBody {
   envVars?: Record<string, string>;
@@ -11,6 +13,11 @@ export interface InitBody {
   defaultUser?: string;
   defaultWorkdir?: string;
   timestamp?: string;
+  /** PEM certificates for the system trust store (src/system/ca-certs.ts). */
+  caBundle?: string;
+  /** E2B infrastructure only (NFS volumes of a sandbox lifecycle): accepted and ignored. */
+  volumeMounts?: unknown[];
+  lifecycleID?: string;
 }
 
 /** Validates the `/init` JSON; returns the reason it is malformed, or the typed body. */
@@ -24,8 +31,15 @@ export function parseInitBody(raw: unknown): InitBody | string {
   for (const key of ['accessToken', 'defaultUser', 'defaultWorkdir', 'timestamp', 'hyperloopIP'] as const) {
     if (b[key] !== undefined && b[key] !== null && typeof b[key] !== 'string') return `${key} must be a string`;
   }
+  for (const key of ['caBundle', 'lifecycleID'] as const) {
+    if (b[key] !== undefined && b[key] !== null && typeof b[key] !== 'string') return `${key} must be a string`;
+  }
+  if (b.volumeMounts !== undefined && b.volumeMounts !== null && !Array.isArray(b.volumeMounts)) return 'volumeMounts must be an array';
   if (b.accessToken === '') return 'empty token not allowed';
-  if (typeof b.timestamp === 'string' && Number.isNaN(Date.parse(b.timestamp))) return `timestamp '${b.timestamp}' is not an RFC 3339 date-time`;
+  if (typeof b.timestamp === 'string') {
+    const problem = rfc3339Problem(b.timestamp);
+    if (problem) return problem;
+  }
   return b as InitBody;
 }
 
@@ -50,17 +64,18 @@ function syncClock(deps: ServiceDeps, ts: string): void {
   });
 }
 
-export function initRoutes(deps: ServiceDeps): Hono<Env> {
-  return new Hono<Env>().post('/init', async (c) => {
+export function initRoutes(deps: ServiceDeps): Hono<FaceEnv> {
+  const caCerts = new CaCertInstaller(deps.logger);
+  return new Hono<FaceEnv>().post('/init', async (c) => {
     c.header('X-Envd-Version', ENVD_COMPAT_VERSION);
     c.header('Cache-Control', 'no-store');
-    const text = await c.req.text();
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
     let parsed: InitBody | string = {};
-    if (text.trim() !== '') {
+    if (Buffer.from(bytes).toString('latin1').trim() !== '') {
       try {
-        parsed = parseInitBody(JSON.parse(text));
-      } catch {
-        parsed = 'body is not valid JSON';
+        parsed = parseInitBody(parseJsonBody(bytes));
+      } catch (err) {
+        parsed = `body is not valid JSON: ${(err as Error).message}`;
       }
     }
     if (typeof parsed === 'string') return c.text(parsed, 400);
@@ -84,6 +99,10 @@ export function initRoutes(deps: ServiceDeps): Hono<Env> {
     if (body.accessToken) state.accessToken = body.accessToken;
     if (body.defaultUser) state.defaultUser = body.defaultUser;
     if (body.defaultWorkdir) state.defaultWorkdir = body.defaultWorkdir;
+    if (body.caBundle) await caCerts.install(body.caBundle);
+    if (body.volumeMounts || body.lifecycleID) {
+      deps.logger.debug({ volumeMounts: body.volumeMounts?.length ?? 0, lifecycleID: body.lifecycleID }, 'E2B infrastructure init fields ignored');
+    }
     deps.logger.info({ defaultUser: state.defaultUser, defaultWorkdir: state.defaultWorkdir, envVars: Object.keys(body.envVars ?? {}) }, 'init applied');
     return c.body(null, 204);
   });

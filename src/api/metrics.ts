@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
 import { MetricsSampler } from '../system/metrics.js';
-import type { Env } from './app.js';
+import type { FaceEnv } from '../face.js';
 
-export function metricsRoutes(): Hono<Env> {
+export function metricsRoutes(): Hono<FaceEnv> {
   const sampler = new MetricsSampler();
   void sampler.prime();
-  return new Hono<Env>().get('/metrics', async (c) => {
+  return new Hono<FaceEnv>().get('/metrics', async (c) => {
     c.header('Cache-Control', 'no-store');
     return c.json(await sampler.sample());
   });

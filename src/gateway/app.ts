@@ -1,13 +1,11 @@
 import { Hono } from 'hono';
-import type { HttpBindings, Http2Bindings } from '@hono/node-server';
+import type { FaceEnv } from '../face.js';
 import type { ServiceDeps } from '../services/context.js';
 import { authorizeGatewayRequest } from './auth.js';
 import type { GatewayRoutes } from './routes.js';
 
-export type GatewayEnv = { Bindings: HttpBindings | Http2Bindings };
-
 export interface Gateway {
-  app: Hono<GatewayEnv>;
+  app: Hono<FaceEnv>;
   /** Stops every registered MCP server (their process groups included). */
   close(): Promise<void>;
 }
@@ -22,7 +20,7 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
  */
 export function createGateway(deps: ServiceDeps): Gateway {
   const logger = deps.logger.child({ face: 'gateway' });
-  const app = new Hono<GatewayEnv>();
+  const app = new Hono<FaceEnv>();
 
   app.get('/health', (c) => {
     const nonce = deps.config.instanceNonce;
@@ -38,6 +36,7 @@ export function createGateway(deps: ServiceDeps): Gateway {
       authorization: firstHeader(incoming.headers.authorization),
       xAccessToken: firstHeader(incoming.headers['x-access-token']),
       remoteAddress: incoming.socket?.remoteAddress,
+      remotePort: incoming.socket?.remotePort,
     });
     if (decision.ok) return next();
     if (decision.status === 401) c.header('WWW-Authenticate', 'Bearer');
@@ -47,13 +46,13 @@ export function createGateway(deps: ServiceDeps): Gateway {
   // The MCP SDK and the registry load on the first request that needs them: a daemon that never
   // serves MCP keeps its startup time and memory (the SDK costs ~180 ms and ~17 MiB to load).
   let routes: Promise<GatewayRoutes> | undefined;
-  const load = () => (routes ??= import('./routes.js').then((m) => m.createGatewayRoutes(logger)));
+  const load = () => (routes ??= import('./routes.js').then((m) => m.createGatewayRoutes(logger, { sessionIdleMs: deps.config.gatewaySessionIdleMs })));
   app.all('*', async (c) => (await load()).app.fetch(c.req.raw, c.env));
 
   return {
     app,
     async close() {
-      if (routes) await (await routes).registry.closeAll();
+      if (routes) await (await routes).close();
     },
   };
 }

@@ -4,7 +4,7 @@ import { GatewayError } from './errors.js';
 import type { McpRegistry, Scope } from './registry.js';
 import { parseMcpSpec, parseRuntimeHeaders } from './spec.js';
 import { toolChunkFromResult } from './tool-chunk.js';
-import type { GatewayEnv } from './app.js';
+import type { FaceEnv } from '../face.js';
 
 /** Largest request body the gateway reads (tool arguments can carry file contents; the MCP SDK's default is 4 MiB). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -30,8 +30,8 @@ async function jsonBody(c: Context): Promise<unknown> {
 }
 
 /** AgentScope's `/mcps` REST API. */
-export function restRoutes(registry: McpRegistry): Hono<GatewayEnv> {
-  const app = new Hono<GatewayEnv>();
+export function restRoutes(registry: McpRegistry): Hono<FaceEnv> {
+  const app = new Hono<FaceEnv>();
   const limit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json({ detail: `request body larger than ${MAX_BODY_BYTES} bytes` }, 413) });
   app.use('/mcps', limit);
   app.use('/mcps/*', limit);
@@ -80,8 +80,9 @@ export function restRoutes(registry: McpRegistry): Hono<GatewayEnv> {
     if (!isObject(body)) throw new GatewayError('invalid', 'body must be a JSON object');
     const args = body.arguments ?? {};
     if (!isObject(args)) throw new GatewayError('invalid', 'arguments must be a JSON object');
-    const result = await registry.callTool(scope, name, c.req.param('tool'), args);
-    return c.json({ chunk: toolChunkFromResult(result) });
+    // A host that goes away (AgentScope's shim is killed at its timeout) cancels the call upstream.
+    const result = await registry.callTool(scope, name, c.req.param('tool'), args, { signal: c.req.raw.signal });
+    return c.json({ chunk: toolChunkFromResult(result, registry.get(scope, name).spec.chunkDialect) });
   });
 
   return app;

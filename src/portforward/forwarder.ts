@@ -2,6 +2,7 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Logger } from '../log.js';
 import { isLoopbackAddress, loopbackListeners, readTcpTables, type LoopbackListener } from './proc-net-tcp.js';
+import { relaySources, type RelaySources } from './relays.js';
 
 /** The sandbox's addresses that the outside can reach: every non-loopback address except IPv6 link-local. */
 export function externalAddresses(interfaces = os.networkInterfaces()): string[] {
@@ -26,6 +27,8 @@ export interface PortForwarderOptions {
   listeners?: () => Promise<LoopbackListener[]>;
   /** The addresses to forward from (default: the external interfaces' addresses, read at every scan). */
   addresses?: () => string[];
+  /** Where the relays' outgoing connections are recorded (default: the process-wide registry the gateway reads). */
+  relays?: RelaySources;
 }
 
 /** One listening socket on an external address that relays each connection to a loopback listener. */
@@ -37,6 +40,7 @@ class Forward {
     readonly from: string,
     public target: LoopbackListener,
     private readonly logger: Logger,
+    private readonly relays: RelaySources,
   ) {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => this.relay(client));
   }
@@ -54,6 +58,16 @@ class Forward {
 
   private relay(client: net.Socket): void {
     const upstream = net.connect({ host: this.target.address, port: this.target.port, allowHalfOpen: true, noDelay: true });
+    // Registered before the piped client bytes are written (they wait for 'connect' too), so the server
+    // sees the relay recorded by the time it reads a request.
+    let local: { address: string | undefined; port: number | undefined } | undefined;
+    upstream.once('connect', () => {
+      local = { address: upstream.localAddress, port: upstream.localPort };
+      this.relays.add(local.address, local.port);
+    });
+    upstream.once('close', () => {
+      if (local) this.relays.remove(local.address, local.port);
+    });
     this.sockets.add(client);
     this.sockets.add(upstream);
     const done = () => {
@@ -137,7 +151,7 @@ export class PortForwarder {
 
     for (const [key, { from, target }] of wanted) {
       if (this.forwards.has(key) || this.closed) continue;
-      const fwd = new Forward(from, target, this.opts.logger);
+      const fwd = new Forward(from, target, this.opts.logger, this.opts.relays ?? relaySources);
       try {
         await fwd.listen();
       } catch (err) {

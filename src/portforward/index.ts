@@ -4,6 +4,7 @@ import { PortForwarder } from './forwarder.js';
 
 export { PortForwarder, externalAddresses } from './forwarder.js';
 export { loopbackListeners, parseProcNetTcp, readTcpTables } from './proc-net-tcp.js';
+export { RelaySources, relaySources } from './relays.js';
 
 /**
  * Starts forwarding loopback-only listeners to the external addresses when the config asks for it

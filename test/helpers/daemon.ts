@@ -3,10 +3,20 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { watchJsonLog } from './json-log.js';
+import { watchJsonLog, type JsonLog } from './json-log.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ENTRY = path.join(ROOT, 'dist/main.js');
+
+/**
+ * What the suites start: dist/main.js on the Node running the tests, unless SANDBOXD_EXECUTABLE names the single
+ * executable (`npm run package` → build/sandboxd; `npm run test:executable` runs suites against it) or
+ * SANDBOXD_NODE names another Node for dist/main.js.
+ */
+export function daemonCommand(): string[] {
+  if (process.env.SANDBOXD_EXECUTABLE) return [path.resolve(ROOT, process.env.SANDBOXD_EXECUTABLE)];
+  return [process.env.SANDBOXD_NODE || process.execPath, ENTRY];
+}
 
 export interface RunningDaemon {
   child: ChildProcess;
@@ -15,6 +25,8 @@ export interface RunningDaemon {
   url: string;
   gatewayUrl: string;
   logs: Record<string, unknown>[];
+  /** Resolves with the first log record (seen already or later) that passes `test`. */
+  waitFor: JsonLog['waitFor'];
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -30,15 +42,18 @@ export interface DaemonOptions {
    * node and its arguments are appended. It must exec the daemon so signals reach it.
    */
   wrap?: string[];
+  /** The daemon's command (default daemonCommand()): e.g. `[build/sandboxd]`. */
+  command?: string[];
 }
 
 /** Starts the built daemon as a child process and resolves once both faces listen. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
-  const args = [ENTRY, '--port', String(opts.port ?? 0), '--log-level', 'debug'];
+  const [daemon, ...entry] = opts.command ?? daemonCommand();
+  const args = [...entry, '--port', String(opts.port ?? 0), '--log-level', 'debug'];
   const gw = opts.gatewayPort ?? 'off';
   args.push('--gateway-port', gw === 'off' ? '0' : String(gw === 'free' ? await freePort() : gw));
   args.push(...(opts.args ?? []));
-  const [command, ...prefix] = [...(opts.wrap ?? []), process.execPath];
+  const [command, ...prefix] = [...(opts.wrap ?? []), daemon!];
   const child = spawn(command!, [...prefix, ...args], {
     env: { ...process.env, SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,6 +82,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     url,
     gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
     logs,
+    waitFor,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);

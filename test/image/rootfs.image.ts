@@ -64,7 +64,7 @@ describe('the image', () => {
   it('runs the same artefact the same way in Dockerfile.envd and the systemd unit', () => {
     const runtime = parseDockerfile(readFileSync(path.join(REPO, 'Dockerfile.envd'), 'utf8')).at(-1)!;
     const unit = readFileSync(path.join(REPO, 'packaging/sandboxd.service'), 'utf8');
-    expect(execStart(unit)).toEqual(runtime.cmd);
+    expect(execStart(unit)).toEqual([...runtime.entrypoint.slice(2), ...runtime.cmd]);
     expect(manifest.argv).toEqual([...runtime.entrypoint, ...runtime.cmd]);
   });
 
@@ -104,6 +104,16 @@ describe('the envd HTTP API over the veth', () => {
 });
 
 describe('the e2b SDK over the veth', () => {
+  it(`runs the one executable without Node in the image (${manifest.base})`, async () => {
+    expect((await sdk.commands.run('command -v node nodejs || echo none')).stdout).toBe('none\n');
+    expect((await sdk.commands.run('/usr/local/bin/sandboxd --version')).stdout).toMatch(/^sandboxd \d+\.\d+\.\d+ \(Node v\d+\.\d+\.\d+\)\n$/);
+  });
+
+  it('writes its native addons to a private directory under /run', async () => {
+    const r = await sdk.commands.run('stat -c "%a %U" /run/sandboxd/addons /run/sandboxd/addons/*', { user: 'root' });
+    expect(r.stdout.trim().split('\n')).toEqual(['700 root', '700 root']);
+  });
+
   it('round-trips a text file and a binary file as user, owned by user', async () => {
     await sdk.files.write('/home/user/notes/hello.txt', 'hello from outside\n', { user: 'user' });
     expect(await sdk.files.read('/home/user/notes/hello.txt', { user: 'user' })).toBe('hello from outside\n');
@@ -159,15 +169,13 @@ describe('the e2b SDK over the veth', () => {
   });
 
   it('forwards a server that listens on 127.0.0.1:8000 inside to the veth address, and stops when it exits', async () => {
-    const server = await sdk.commands.run(
-      `exec node -e "require('node:http').createServer((q, s) => s.end('inside says hi to ' + q.url)).listen(8000, '127.0.0.1')"`,
-      { user: 'user', background: true },
-    );
+    // No Node in the image: a second sandboxd, loopback only, is the server.
+    const server = await sdk.commands.run('exec /usr/local/bin/sandboxd --port 8000 --gateway-port 0 --host 127.0.0.1', { user: 'user', background: true });
     const res = await eventually('the forwarded port answers', async () => {
-      const r = await get(`http://${SANDBOX_IP}:8000/from-outside`);
-      return r.status === 200 ? r : undefined;
+      const r = await get(`http://${SANDBOX_IP}:8000/health`);
+      return r.status === 204 ? r : undefined;
     });
-    expect(res.body).toBe('inside says hi to /from-outside');
+    expect(res.status).toBe(204);
     // The server really is bound to loopback only: nothing but the forward makes it reachable.
     const listen = await sdk.commands.run("grep -i ':1F40 00000000:0000 0A' /proc/net/tcp");
     expect(listen.stdout).toContain('0100007F:1F40');

@@ -6,6 +6,11 @@ import type { Stage } from './dockerfile.js';
 
 /** What debootstrap builds: Debian bookworm, minbase (essential packages and apt), the closest to bookworm-slim. */
 export const SUITE = 'bookworm';
+/**
+ * A second base that is not the Dockerfile's, to prove the single executable needs nothing of bookworm's
+ * (the release after it, with a newer glibc and libstdc++).
+ */
+export const OTHER_SUITE = 'trixie';
 export const VARIANT = 'minbase';
 
 export const DEFAULT_CACHE_DIR = '/var/cache/sandboxd-test';
@@ -55,13 +60,13 @@ async function buildTar(tarFile: string, logFile: string, fill: (dir: string) =>
   }
 }
 
-/** The debootstrapped Debian, cached as a tar; built (network, minutes) only when missing. */
-export async function ensureBaseRootfs(cacheDir: string, mirror: string, logFile: string): Promise<{ tar: string; builtSeconds?: number }> {
+/** The debootstrapped Debian `suite`, cached as a tar; built (network, minutes) only when missing. */
+export async function ensureBaseRootfs(cacheDir: string, mirror: string, logFile: string, suite = SUITE): Promise<{ tar: string; builtSeconds?: number }> {
   mkdirSync(cacheDir, { recursive: true });
-  const tar = path.join(cacheDir, `rootfs-${SUITE}-${VARIANT}.tar`);
+  const tar = path.join(cacheDir, `rootfs-${suite}-${VARIANT}.tar`);
   if (existsSync(tar)) return { tar };
   const started = Date.now();
-  await buildTar(tar, logFile, (dir) => runLogged('debootstrap', [`--variant=${VARIANT}`, SUITE, dir, mirror], logFile));
+  await buildTar(tar, logFile, (dir) => runLogged('debootstrap', [`--variant=${VARIANT}`, suite, dir, mirror], logFile));
   return { tar, builtSeconds: (Date.now() - started) / 1000 };
 }
 
@@ -89,7 +94,10 @@ export async function ensureImageLayer(cacheDir: string, baseTar: string, stage:
     .update(JSON.stringify({ base: path.basename(baseTar), size: base.size, mtime: base.mtimeMs, runs: stage.runs }))
     .digest('hex')
     .slice(0, 16);
-  const tar = path.join(cacheDir, `image-${key}.tar`);
+  // Named after its base, so the layers of two bases are cached side by side.
+  const stem = path.basename(baseTar, '.tar').replace(/^rootfs-/, '').replace(new RegExp(`-${VARIANT}$`), '');
+  const prefix = stem === SUITE ? 'image' : `image-${stem}`;
+  const tar = path.join(cacheDir, `${prefix}-${key}.tar`);
   if (existsSync(tar)) return { tar };
   const started = Date.now();
   await buildTar(tar, logFile, async (dir) => {
@@ -100,7 +108,7 @@ export async function ensureImageLayer(cacheDir: string, baseTar: string, stage:
     writeFileSync(path.join(dir, 'etc/resolv.conf'), '');
   });
   for (const f of readdirSync(cacheDir)) {
-    if (/^image-[0-9a-f]{16}\.tar$/.test(f) && f !== path.basename(tar)) rmSync(path.join(cacheDir, f), { force: true });
+    if (new RegExp(`^${prefix}-[0-9a-f]{16}\\.tar$`).test(f) && f !== path.basename(tar)) rmSync(path.join(cacheDir, f), { force: true });
   }
   return { tar, builtSeconds: (Date.now() - started) / 1000 };
 }

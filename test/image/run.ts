@@ -1,19 +1,21 @@
-// `npm run test:image`: builds Dockerfile.envd's runtime stage without Docker and runs the rootfs test in it.
+// `npm run test:image`: builds Dockerfile.envd's runtime stage without Docker and runs the rootfs test in it,
+// on Debian bookworm (the Dockerfile's base) and again on trixie (SANDBOXD_TEST_SUITES picks).
 //
-//  1. debootstrap Debian bookworm (minbase), cached as a tar in /var/cache/sandboxd-test (SANDBOXD_TEST_CACHE)
+//  1. debootstrap Debian (minbase), cached as a tar in /var/cache/sandboxd-test (SANDBOXD_TEST_CACHE)
 //  2. the runtime stage's RUN lines in a chroot of it, cached as another tar keyed by those lines
-//  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the artefact of `npm run package`
-//     and this Node binary
-//  4. vitest runs test/image/rootfs.image.ts inside a network namespace of its own (so the "outside" end of
-//     the veth pair is private too); the test starts ENTRYPOINT + CMD in further namespaces
+//  3. unpack that into a scratch rootfs and apply the stage's COPY lines: the executable of `npm run package`
+//  4. vitest runs test/image/*.image.ts (or the files given as arguments) inside a network namespace of its
+//     own (so the "outside" end of each veth pair is private too); the tests start ENTRYPOINT + CMD in
+//     further namespaces (rootfs.image.ts by hand; the others through the local E2B control plane)
 //  5. everything is torn down: leftover processes in the rootfs, the scratch rootfs
 //
 // Bundled by esbuild into build/test-image/run.mjs and run from the repo root.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDockerfile } from './dockerfile.js';
-import { applyCopies, DEFAULT_CACHE_DIR, DEFAULT_MIRROR, ensureBaseRootfs, ensureImageLayer, tarExtract } from './rootfs.js';
+import { applyCopies, DEFAULT_CACHE_DIR, DEFAULT_MIRROR, ensureBaseRootfs, ensureImageLayer, OTHER_SUITE, SUITE, tarExtract } from './rootfs.js';
+import type { Stage } from './dockerfile.js';
 import { MANIFEST_ENV, type ImageManifest } from './sandbox.js';
 
 const REPO = process.cwd();
@@ -36,7 +38,7 @@ function preflight(): void {
   if (missing.length > 0) {
     throw new Error(`missing ${missing.map(([t]) => t).join(', ')}: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
   }
-  if (!existsJson(path.join(REPO, 'build/sandboxd/package.json'))) throw new Error('build/sandboxd is missing: run npm run package first');
+  if (!existsSync(path.join(REPO, 'build/sandboxd'))) throw new Error('build/sandboxd is missing: run npm run package first');
 }
 
 function existsJson(file: string): boolean {
@@ -65,7 +67,8 @@ function processesIn(rootfs: string): number[] {
 }
 
 function cleanup(scratch: string, rootfs: string): void {
-  for (const pid of processesIn(rootfs)) {
+  // The scratch dir, not just the rootfs: the control plane's sandboxes run on overlays beside it.
+  for (const pid of processesIn(scratch)) {
     say(`killing leftover process ${pid}`);
     try {
       process.kill(pid, 'SIGKILL');
@@ -97,9 +100,38 @@ async function main(): Promise<number> {
     throw new Error(`Dockerfile.envd's runtime stage is FROM ${runtime.base}; the rootfs test reproduces debian:bookworm-slim only`);
   }
 
+  // The Dockerfile's base, then the same RUN and COPY lines on a second base that is not bookworm: the one
+  // executable must need nothing of bookworm's. SANDBOXD_TEST_SUITES=bookworm runs the first alone.
+  const suites = (process.env.SANDBOXD_TEST_SUITES || `${SUITE},${OTHER_SUITE}`).split(',');
+
+  // The production-mode Python suite uses test/python's venv; pip needs the network, which the tests' own
+  // namespace does not have, so it is made (or found up to date) here.
+  const t = Date.now();
+  const venv = spawnSync('sh', [path.join(REPO, 'test/python/setup.sh')], { stdio: 'inherit' });
+  if (venv.status !== 0) throw new Error('test/python/setup.sh failed: the Python venv for the production-mode suite is missing');
+  say(`python venv ready in ${seconds(t)}`);
+
+  let code = 0;
+  for (const suite of suites) {
+    code = (await testOnBase(suite, { cacheDir, mirror, logFile, runtime, stages })) || code;
+  }
+  say(`test:image took ${seconds(started)} in all`);
+  return code;
+}
+
+interface BaseContext {
+  cacheDir: string;
+  mirror: string;
+  logFile: string;
+  runtime: Stage;
+  stages: Stage[];
+}
+
+/** Builds (or takes from the cache) the image on the Debian `suite` and runs the rootfs test in it. */
+async function testOnBase(suite: string, { cacheDir, mirror, logFile, runtime, stages }: BaseContext): Promise<number> {
   let t = Date.now();
-  say(`base rootfs: ${cacheDir} (debootstrap from ${mirror} when missing; log ${logFile})`);
-  const base = await ensureBaseRootfs(cacheDir, mirror, logFile);
+  say(`${suite}: base rootfs in ${cacheDir} (debootstrap from ${mirror} when missing; log ${logFile})`);
+  const base = await ensureBaseRootfs(cacheDir, mirror, logFile, suite);
   say(base.builtSeconds === undefined ? `base rootfs cached: ${base.tar}` : `debootstrap built ${base.tar} in ${base.builtSeconds.toFixed(1)} s`);
 
   t = Date.now();
@@ -121,26 +153,29 @@ async function main(): Promise<number> {
     applyCopies(rootfs, runtime, stages, REPO);
     const manifest: ImageManifest = {
       rootfs,
+      base: suite,
       argv: [...runtime.entrypoint, ...runtime.cmd],
       env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOSTNAME: 'sandbox', HOME: '/root', ...runtime.env },
       workdir: runtime.workdir,
     };
     const manifestFile = path.join(scratch, 'image.json');
     writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
-    say(`rootfs assembled in ${seconds(t)}: ${rootfs}; starts ${manifest.argv.join(' ')}`);
+    say(`${suite}: rootfs assembled in ${seconds(t)}: ${rootfs}; starts ${manifest.argv.join(' ')}`);
 
     t = Date.now();
     const vitest = path.join(REPO, 'node_modules/.bin/vitest');
     const code = await new Promise<number>((resolve) => {
-      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts'], {
+      const child = spawn('unshare', ['--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', vitest, 'run', '--config', 'test/image/vitest.config.ts', ...process.argv.slice(2)], {
         stdio: 'inherit',
         env: { ...process.env, [MANIFEST_ENV]: manifestFile },
       });
       child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
     });
-    say(`tests ran in ${seconds(t)}; test:image took ${seconds(started)} in all`);
+    say(`${suite}: tests ran in ${seconds(t)}`);
     return code;
   } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
     cleanup(scratch, rootfs);
   }
 }

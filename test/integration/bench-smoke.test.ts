@@ -28,7 +28,7 @@ describe('benchmark harness (smoke sizes)', () => {
     });
     const out = path.join(dir, 'results.md');
     const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, [bundle], { env: { ...process.env, BENCH_SMOKE: '1', BENCH_OUT: out }, stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(process.execPath, [bundle], { env: { ...process.env, BENCH_SMOKE: '1', BENCH_OUT: out, BENCH_EXECUTABLE: '0' }, stdio: ['ignore', 'ignore', 'inherit'] });
       child.on('exit', resolve);
     });
     expect(code).toBe(0);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, readlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -62,7 +62,7 @@ describe('watching directories', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('sees files written through the SDK: create then write for a new file, write for an overwrite', async () => {
+  it('sees files written through the SDK as envd shows them: create, chmod, write for a new file, chmod, write for an overwrite', async () => {
     const dir = path.join(root, 'plain');
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'existing.txt'), 'before');
@@ -74,7 +74,7 @@ describe('watching directories', () => {
       await sandbox.files.write(path.join(dir, 'fresh.txt'), 'new');
       await waitFor(events, (e) => e.type === FilesystemEventType.WRITE && e.name === 'fresh.txt');
       const names = events.map((e) => `${e.type} ${e.name}`);
-      expect(names).toEqual(['write existing.txt', 'create fresh.txt', 'write fresh.txt']);
+      expect(names).toEqual(['chmod existing.txt', 'write existing.txt', 'create fresh.txt', 'chmod fresh.txt', 'write fresh.txt']);
     } finally {
       await handle.stop();
     }
@@ -165,6 +165,38 @@ describe('watching directories', () => {
     expect(cases).toEqual(['start', 'keepalive', 'keepalive']);
   });
 
+  it("polls the sequence envd's poll watcher gives for a new file, an overwrite, a chmod, a rename and a remove", async () => {
+    const dir = path.join(root, 'sequence');
+    mkdirSync(dir);
+    const fs = client();
+    const { watcherId } = await fs.createWatcher({ path: dir });
+    const poll = async (): Promise<string[]> => (await fs.getWatcherEvents({ watcherId })).events.map((e) => `${EventType[e.type]} ${e.name}`);
+    /** Polls until `count` events came (the SDK's sync watch_dir polls like this), at most 10 s. */
+    const collect = async (count: number): Promise<string[]> => {
+      const got: string[] = [];
+      for (let i = 0; i < 400 && got.length < count; i++) {
+        got.push(...(await poll()));
+        if (got.length < count) await new Promise((r) => setTimeout(r, 25));
+      }
+      return got.concat(await poll());
+    };
+    try {
+      // An upload's events are there as soon as it is answered, as with envd (E2B's test_watch_iterated polls once).
+      await sandbox.files.write(path.join(dir, 'f.txt'), 'one');
+      expect(await poll()).toEqual(['CREATE f.txt', 'CHMOD f.txt', 'WRITE f.txt']);
+      await sandbox.files.write(path.join(dir, 'f.txt'), 'two');
+      expect(await poll()).toEqual(['CHMOD f.txt', 'WRITE f.txt']);
+      chmodSync(path.join(dir, 'f.txt'), 0o600);
+      expect(await collect(1)).toEqual(['CHMOD f.txt']);
+      await sandbox.files.rename(path.join(dir, 'f.txt'), path.join(dir, 'g.txt'));
+      expect(await collect(2)).toEqual(['RENAME f.txt', 'CREATE g.txt']);
+      await sandbox.files.remove(path.join(dir, 'g.txt'));
+      expect(await collect(1)).toEqual(['REMOVE g.txt']);
+    } finally {
+      await fs.removeWatcher({ watcherId });
+    }
+  });
+
   it('buffers events for a poll watcher until collected, then removes it', async () => {
     const dir = path.join(root, 'polled');
     mkdirSync(dir);
@@ -180,6 +212,7 @@ describe('watching directories', () => {
     }
     expect(collected).toEqual([
       ['p.txt', EventType.CREATE],
+      ['p.txt', EventType.CHMOD],
       ['p.txt', EventType.WRITE],
     ]);
     expect((await fs.getWatcherEvents({ watcherId })).events).toEqual([]);

@@ -117,3 +117,43 @@ def test_sync_watch_reports_writes_made_through_the_sdk(sandbox: Sandbox, work_d
         events.extend(handle.get_new_events())
         time.sleep(0.05)
     handle.stop()
+
+
+def _kinds(events: list[FilesystemEvent]) -> list[tuple[str, str]]:
+    return [(e.type.name, e.name) for e in events]
+
+
+def _poll_until(handle, count: int) -> list[FilesystemEvent]:
+    events: list[FilesystemEvent] = []
+    deadline = time.monotonic() + 10
+    while len(events) < count and time.monotonic() < deadline:
+        events.extend(handle.get_new_events())
+        if len(events) < count:
+            time.sleep(0.05)
+    return events + handle.get_new_events()
+
+
+def test_sync_watch_sees_an_upload_as_envd_reports_it(sandbox: Sandbox, work_dir: str) -> None:
+    """E2B's test_watch_iterated: one poll right after files.write finds envd's three events."""
+    handle = sandbox.files.watch_dir(work_dir)
+    sandbox.files.write(os.path.join(work_dir, "iterated.txt"), "This file will be watched.")
+    assert _kinds(handle.get_new_events()) == [("CREATE", "iterated.txt"), ("CHMOD", "iterated.txt"), ("WRITE", "iterated.txt")]
+    sandbox.files.write(os.path.join(work_dir, "iterated.txt"), "This file has been modified.")
+    assert _kinds(handle.get_new_events()) == [("CHMOD", "iterated.txt"), ("WRITE", "iterated.txt")]
+    os.chmod(os.path.join(work_dir, "iterated.txt"), 0o600)
+    assert _kinds(_poll_until(handle, 1)) == [("CHMOD", "iterated.txt")]
+    sandbox.files.rename(os.path.join(work_dir, "iterated.txt"), os.path.join(work_dir, "moved.txt"))
+    assert _kinds(_poll_until(handle, 2)) == [("RENAME", "iterated.txt"), ("CREATE", "moved.txt")]
+    sandbox.files.remove(os.path.join(work_dir, "moved.txt"))
+    assert _kinds(_poll_until(handle, 1)) == [("REMOVE", "moved.txt")]
+    handle.stop()
+
+
+def test_sync_recursive_watch_sees_a_nested_upload_as_envd_reports_it(sandbox: Sandbox, work_dir: str) -> None:
+    """E2B's test_watch_recursive_directory_changes: three events, the first the nested file's create."""
+    sandbox.files.make_dir(os.path.join(work_dir, "nested"))
+    handle = sandbox.files.watch_dir(work_dir, recursive=True)
+    sandbox.files.write(os.path.join(work_dir, "nested", "watched.txt"), "This file will be watched.")
+    events = handle.get_new_events()
+    assert _kinds(events) == [("CREATE", "nested/watched.txt"), ("CHMOD", "nested/watched.txt"), ("WRITE", "nested/watched.txt")]
+    handle.stop()

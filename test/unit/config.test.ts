@@ -22,3 +22,20 @@ describe('parseConfig', () => {
     expect(isLoopbackOnly(['0.0.0.0'])).toBe(false);
   });
 });
+
+describe('parseConfig: the PicoD face', () => {
+  it('is off by default and serves 8080 once PICOD_AUTH_PUBLIC_KEY is in the environment', () => {
+    const off = parseConfig([], {});
+    expect(off.kind === 'run' && off.config.picodPort).toBe(0);
+    const on = parseConfig(['--workspace=/root'], { PICOD_AUTH_PUBLIC_KEY: 'pem' });
+    expect(on.kind === 'run' && on.config).toMatchObject({ picodPort: 8080, workspace: '/root', picodPublicKey: 'pem' });
+  });
+  it('takes the port from --picod-port, then SANDBOXD_PICOD_PORT; 0 turns it off', () => {
+    const flag = parseConfig(['--picod-port', '9000'], { SANDBOXD_PICOD_PORT: '9001', PICOD_AUTH_PUBLIC_KEY: 'pem' });
+    expect(flag.kind === 'run' && flag.config.picodPort).toBe(9000);
+    const env = parseConfig([], { SANDBOXD_PICOD_PORT: '9001' });
+    expect(env.kind === 'run' && env.config.picodPort).toBe(9001);
+    const zero = parseConfig(['--picod-port', '0'], { PICOD_AUTH_PUBLIC_KEY: 'pem' });
+    expect(zero.kind === 'run' && zero.config.picodPort).toBe(0);
+  });
+});

@@ -2,10 +2,11 @@ import type { Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isXattrUnsupported, replaceMetadata } from '../../system/xattrs.js';
+import { EventType } from '../../gen/filesystem/filesystem_pb.js';
+import { isXattrUnsupported, readMetadata, replaceMetadata } from '../../system/xattrs.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, messageOf } from './errors.js';
-import { announceReplace, tempPathFor } from './replace-hints.js';
+import { announceLanding, tempPathFor } from './replace-hints.js';
 
 /**
  * What went wrong, in terms a caller can answer with: the target is a directory (400), the disk or
@@ -31,8 +32,30 @@ export interface AtomicWriteOptions {
   metadata: Record<string, string>;
   /** Keep the permission bits of a file being overwritten (an upload does, as envd's O_TRUNC does). */
   keepMode: boolean;
+  /** Permission bits for a file that does not exist yet, before the umask (default 0666, as O_CREAT). */
+  createMode?: number;
   /** Told when the filesystem has no xattrs: the bytes are kept, the metadata is not. */
   onXattrUnsupported?: (err: unknown) => void;
+  /** Which envd request watchers should see (landingEvents; default upload); the temporary file is never shown. */
+  reportAs?: 'upload' | 'compose';
+}
+
+/**
+ * What envd's watchers report for the same request, so a watcher here shows the same list.
+ * envd's upload writes in place: a chown (chmod), O_CREAT for a new file (create), the bytes or,
+ * for an existing file, the O_TRUNC (write; inotify merges repeated writes), then the metadata
+ * xattrs if any are set or cleared (chmod). For a new file: create, chmod, write. For an
+ * overwrite: chmod, write. Its compose renames a temporary file onto the destination: a create.
+ */
+export function landingEvents(
+  reportAs: AtomicWriteOptions['reportAs'] = 'upload',
+  w: { existed: boolean; bytes: number; metadataChanged: boolean },
+): EventType[] {
+  if (reportAs === 'compose') return [EventType.CREATE];
+  const events = w.existed ? [EventType.CHMOD] : [EventType.CREATE, EventType.CHMOD];
+  if (w.existed || w.bytes > 0) events.push(EventType.WRITE);
+  if (w.metadataChanged) events.push(EventType.CHMOD);
+  return events;
 }
 
 /** Bytes handed to each write(2): large enough that a 1 GiB upload is a few thousand syscalls. */
@@ -96,7 +119,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
   const tmp = tempPathFor(dest);
   let fh: FileHandle;
   try {
-    fh = await open(tmp, 'wx', 0o666);
+    fh = await open(tmp, 'wx', opts.createMode ?? 0o666);
   } catch (err) {
     if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
     throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
@@ -110,16 +133,19 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
     } catch (err) {
       throw new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
     }
-    await copyInto(source, fh);
+    const bytes = await copyInto(source, fh);
     // The temporary file is new (O_EXCL): with no metadata asked for there is nothing to clear.
     if (Object.keys(opts.metadata).length > 0) await writeMetadata(tmp, opts);
-    announceReplace(dest, existing !== undefined);
+    const metadataChanged = Object.keys(opts.metadata).length > 0 || (existing !== undefined && Object.keys(await readMetadata(dest)).length > 0);
+    const landing = announceLanding(dest);
     try {
       await rename(tmp, dest);
     } catch (err) {
+      landing.abandon();
       throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error moving the upload into place: ${messageOf(err)}`);
     }
     renamed = true;
+    await landing.landed(landingEvents(opts.reportAs, { existed: existing !== undefined, bytes, metadataChanged }));
   } finally {
     await fh.close().catch(() => undefined);
     if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
@@ -147,16 +173,16 @@ async function writeInPlace(dest: string, source: Readable, opts: AtomicWriteOpt
  * The source is never destroyed here: it may be the HTTP request, whose socket must survive to
  * carry the error answer (a 507 for a full disk).
  */
-function copyInto(source: Readable, fh: FileHandle): Promise<void> {
+function copyInto(source: Readable, fh: FileHandle): Promise<number> {
   // The stream closes the handle when done (a handle lent to a stream cannot be closed otherwise).
   const sink = fh.createWriteStream({ highWaterMark: WRITE_CHUNK });
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     let settled = false;
     const settle = (failure?: WriteFailure): void => {
       if (settled) return;
       settled = true;
       // The listeners stay: a late 'error' from either stream must find one rather than crash the daemon.
-      if (!failure) return resolve();
+      if (!failure) return resolve(sink.bytesWritten);
       source.unpipe(sink);
       sink.destroy();
       reject(failure);

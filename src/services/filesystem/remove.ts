@@ -1,7 +1,7 @@
-import { rm } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { Code, type HandlerContext } from '@connectrpc/connect';
 import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from '../../gen/filesystem/filesystem_pb.js';
+import { removeAll } from '../../system/remove-all.js';
 import type { FilesystemContext } from './context.js';
 import { wrapped } from './errors.js';
 
@@ -12,7 +12,7 @@ import { wrapped } from './errors.js';
 export async function remove(fs: FilesystemContext, req: RemoveRequest, ctx: HandlerContext): Promise<RemoveResponse> {
   const { path } = fs.resolve(req.path, ctx);
   try {
-    await rm(path, { recursive: true, force: true });
+    await removeAll(path);
   } catch (err) {
     throw wrapped(Code.Internal, 'error removing file or directory', err);
   }

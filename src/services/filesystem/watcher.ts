@@ -5,7 +5,7 @@ import { EventType, type EntryInfo } from '../../gen/filesystem/filesystem_pb.js
 import { entryInfo } from '../../system/entry.js';
 import type { UserDb } from '../../system/users.js';
 import { isLocalFilesystemSync } from '../../system/xattrs.js';
-import { isDaemonTempName, replaceHint } from './replace-hints.js';
+import { isDaemonTempName, observeLandings } from './replace-hints.js';
 
 /**
  * Directory watching on Node's fs.watch (inotify), one watch per directory as fsnotify does.
@@ -20,8 +20,8 @@ import { isDaemonTempName, replaceHint } from './replace-hints.js';
  * - 'rename' and it is gone → RENAME when the next event of the same inotify read is a name that
  *   appeared (the other half of a move), else REMOVE;
  * - 'change' → CHMOD when only the inode changed (ctime after mtime, or a directory), else WRITE.
- * The daemon's own upload temporaries are hidden, and the rename that lands an upload is reported
- * as envd's in-place write shows it: CREATE (for a new file) then WRITE.
+ * The daemon's own upload temporaries are hidden, and the rename that lands an upload is replaced
+ * by the events its writer hands over (replace-hints.ts): what envd's in-place write shows.
  */
 
 export interface WatchEvent {
@@ -47,6 +47,8 @@ interface RawEvent {
   name: string;
   /** Events delivered by the same inotify read share a batch (the halves of a move do). */
   batch: number;
+  /** Set for a daemon write that landed here: the events to report, and whom to tell once done. */
+  landing?: { types: readonly EventType[]; done: () => void };
 }
 
 /** How long a name reported as created by a directory scan is not reported again. */
@@ -58,6 +60,9 @@ export class DirectoryWatcher {
   private readonly local = new Set<string>();
   private readonly queue: RawEvent[] = [];
   private readonly scanned = new Map<string, number>();
+  /** Paths whose next rename event is a daemon write landing (reported from its hand-over instead). */
+  private readonly landings = new Map<string, number>();
+  private unobserve: (() => void) | undefined;
   private draining = false;
   private batch = 0;
   private batchOpen = false;
@@ -72,6 +77,11 @@ export class DirectoryWatcher {
   static async start(root: string, opts: DirectoryWatcherOptions): Promise<DirectoryWatcher> {
     const w = new DirectoryWatcher(root, opts);
     w.addDir(root, true);
+    w.unobserve = observeLandings({
+      expect: (target) => w.expectLanding(target),
+      abandon: (target) => w.forgetLanding(target),
+      landed: (target, types) => w.landed(target, types),
+    });
     if (opts.recursive) await w.scan(root, false);
     return w;
   }
@@ -83,6 +93,8 @@ export class DirectoryWatcher {
 
   close(): void {
     this.closed = true;
+    this.unobserve?.();
+    for (const ev of this.queue) ev.landing?.done();
     this.queue.length = 0;
     for (const w of this.dirs.values()) w.close();
     this.dirs.clear();
@@ -130,6 +142,27 @@ export class DirectoryWatcher {
     }
   }
 
+  private expectLanding(target: string): boolean {
+    if (this.closed || !this.dirs.has(path.dirname(target))) return false;
+    this.landings.set(target, (this.landings.get(target) ?? 0) + 1);
+    return true;
+  }
+
+  private forgetLanding(target: string): void {
+    const n = this.landings.get(target) ?? 0;
+    if (n > 1) this.landings.set(target, n - 1);
+    else this.landings.delete(target);
+  }
+
+  /** Queues a landing's events behind everything seen so far; resolves once they are reported. */
+  private landed(target: string, types: readonly EventType[]): Promise<void> {
+    return new Promise<void>((done) => {
+      if (this.closed) return done();
+      this.queue.push({ dir: path.dirname(target), kind: 'landed', name: path.basename(target), batch: -1, landing: { types, done } });
+      this.kick();
+    });
+  }
+
   private remember(p: string): void {
     const now = Date.now();
     if (this.scanned.size > 1000) for (const [q, t] of this.scanned) if (now - t >= SCAN_DEDUP_MS) this.scanned.delete(q);
@@ -160,6 +193,10 @@ export class DirectoryWatcher {
       setImmediate(() => (this.batchOpen = false));
     }
     this.queue.push({ dir, kind, name: name.toString(), batch: this.batch });
+    this.kick();
+  }
+
+  private kick(): void {
     if (!this.draining) {
       this.draining = true;
       // After the poll phase, so both halves of a move are queued before the first is judged.
@@ -180,6 +217,19 @@ export class DirectoryWatcher {
   private async handle(ev: RawEvent): Promise<void> {
     if (isDaemonTempName(ev.name)) return;
     const full = path.join(ev.dir, ev.name);
+    if (ev.landing) {
+      try {
+        for (const type of ev.landing.types) await this.emit(type, full);
+      } finally {
+        ev.landing.done();
+      }
+      return;
+    }
+    if (ev.kind === 'rename' && this.landings.has(full)) {
+      // The rename of a daemon write: its hand-over reports it.
+      this.forgetLanding(full);
+      return;
+    }
     // On a local filesystem an lstat takes microseconds: asked synchronously, the event goes out
     // without a round trip through the thread pool (which, under load, was most of its latency).
     const sync = this.local.has(ev.dir);
@@ -191,16 +241,11 @@ export class DirectoryWatcher {
       return;
     }
     if (ev.kind === 'change') {
-      if (!st || replaceHint(full)) return;
+      if (!st) return;
       const attributesOnly = st.isDirectory() || st.ctimeNs > st.mtimeNs;
       return this.emit(attributesOnly ? EventType.CHMOD : EventType.WRITE, full);
     }
     if (st) {
-      const hint = replaceHint(full);
-      if (hint) {
-        if (!hint.existed) await this.emit(EventType.CREATE, full);
-        return this.emit(EventType.WRITE, full);
-      }
       const seen = this.scanned.get(full);
       if (seen !== undefined && Date.now() - seen < SCAN_DEDUP_MS) return;
       await this.emit(EventType.CREATE, full);

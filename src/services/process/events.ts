@@ -29,6 +29,11 @@ export async function* processEvents(
   signal: AbortSignal,
   keepalive: number,
 ): AsyncGenerator<ProcessEvent> {
+  // Leaving detaches at once, whatever the generator awaits: a generator parked in `yield` behind a
+  // write that never completes (an h2 stream reset mid-write) would otherwise keep its subscription,
+  // and as primary subscriber its full queue would pause the process's output forever.
+  const leave = () => output.close();
+  signal.addEventListener('abort', leave, { once: true });
   try {
     yield startEvent(pid);
     let lastSent = Date.now();
@@ -55,6 +60,7 @@ export async function* processEvents(
       }
     }
   } finally {
+    signal.removeEventListener('abort', leave);
     output.close();
   }
 }

@@ -14,16 +14,20 @@ export interface PipeSpawnOptions {
   stdin: boolean;
   meta: ProcessMeta;
   limits?: FanoutLimits;
+  /** Make the child a process group leader (setsid), so its pid names the group. */
+  processGroup?: boolean;
+  /** How long output may stay open after the exit; POST_EXIT_LIMIT_MS unless given. */
+  postExitLimitMs?: number;
 }
 
 /**
- * After the child exits, its pipes may stay open because a background grandchild inherited them.
- * We keep reading until EOF, but stop once no data came for POST_EXIT_IDLE_MS or after
- * POST_EXIT_BUDGET_MS of reading (time spent paused by backpressure does not count), so a
- * command ends when its main process does, as with envd.
+ * After the child exits its pipes stay open while a background child still holds them (`(sleep 2;
+ * echo late) & echo early`). As envd, the end comes after EOF on every pipe, so no output is lost.
+ * The bound, so a daemonised child cannot hold the stream forever: the process's deadline (the
+ * Start's timeout, as envd), and otherwise POST_EXIT_LIMIT_MS after the exit, counting only time
+ * the output was flowing (time paused by a slow client's backpressure does not count).
  */
-const POST_EXIT_IDLE_MS = 50;
-const POST_EXIT_BUDGET_MS = 1000;
+export const POST_EXIT_LIMIT_MS = 60_000;
 
 /** A process with stdout, stderr (and optionally stdin) as pipes. */
 export class PipeProcess extends ManagedProcess {
@@ -33,11 +37,11 @@ export class PipeProcess extends ManagedProcess {
   private openOutputs: number;
   private status: ExitInfo | undefined;
   private paused = false;
-  private lastData = 0;
-  private budgetLeft = POST_EXIT_BUDGET_MS;
+  private budgetLeft: number;
   private budgetSince = 0;
   private drainTimer: NodeJS.Timeout | undefined;
   private cutPending = false;
+  private expired = false;
 
   /** Spawns the child; a spawn failure rejects with the system error (ENOENT, EACCES, EAGAIN, ...). */
   static async spawn(opts: PipeSpawnOptions): Promise<PipeProcess> {
@@ -47,6 +51,7 @@ export class PipeProcess extends ManagedProcess {
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       uid: opts.plan.uid,
       gid: opts.plan.gid,
+      detached: opts.processGroup === true,
     });
     if (child.pid === undefined) {
       const [err] = (await once(child, 'error')) as [Error];
@@ -62,6 +67,7 @@ export class PipeProcess extends ManagedProcess {
     opts: PipeSpawnOptions,
   ) {
     super(pid, opts.meta, opts.limits);
+    this.budgetLeft = opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS;
     this.stdin = child.stdin ?? undefined;
     // A child that exits with unread input makes writes fail with EPIPE; writes report it themselves.
     this.stdin?.on('error', () => {});
@@ -70,7 +76,6 @@ export class PipeProcess extends ManagedProcess {
     const kinds = ['stdout', 'stderr'] as const;
     this.outputs.forEach((stream, i) => {
       stream.on('data', (data: Buffer) => {
-        this.lastData = Date.now();
         this.output.push({ kind: kinds[i]!, data });
       });
       stream.on('error', () => {});
@@ -86,7 +91,6 @@ export class PipeProcess extends ManagedProcess {
       this.stdin?.destroy();
       this.stdin = undefined;
       this.budgetSince = this.exitedAt;
-      this.lastData = this.exitedAt;
       this.maybeFinish();
     });
   }
@@ -107,7 +111,6 @@ export class PipeProcess extends ManagedProcess {
     for (const s of this.outputs) s.resume();
     if (this.exitedAt !== undefined) {
       this.budgetSince = Date.now();
-      this.lastData = this.budgetSince;
       this.maybeFinish();
     }
   }
@@ -144,6 +147,13 @@ export class PipeProcess extends ManagedProcess {
     this.drainTimer = undefined;
   }
 
+  /** The deadline passed: output still held open by background children is cut once the child has exited. */
+  override expire(): void {
+    this.expired = true;
+    this.clearDrainTimer();
+    this.maybeFinish();
+  }
+
   private maybeFinish(): void {
     if (this.status === undefined) return;
     if (this.openOutputs === 0) {
@@ -151,25 +161,20 @@ export class PipeProcess extends ManagedProcess {
       this.finish(this.status);
       return;
     }
-    if (this.paused || this.drainTimer || this.cutPending) return;
-    const now = Date.now();
-    const budget = this.budgetLeft - (now - this.budgetSince);
-    const idleLeft = POST_EXIT_IDLE_MS - (now - this.lastData);
-    if (budget > 0 && idleLeft > 0) {
+    if (this.drainTimer || this.cutPending || this.paused && !this.expired) return;
+    const budget = this.expired ? 0 : this.budgetLeft - (Date.now() - this.budgetSince);
+    if (budget > 0) {
       this.drainTimer = setTimeout(() => {
         this.drainTimer = undefined;
         this.maybeFinish();
-      }, Math.min(idleLeft, budget));
+      }, budget);
       return;
     }
-    // Output that became readable while the timer waited is read in the poll phase, which runs
-    // before setImmediate callbacks; only then is the silence real.
+    // Output that became readable meanwhile is read in the poll phase, before setImmediate callbacks.
     this.cutPending = true;
     setImmediate(() => {
       this.cutPending = false;
-      const t = Date.now();
-      const quiet = t - this.lastData >= POST_EXIT_IDLE_MS || this.budgetLeft - (t - this.budgetSince) <= 0;
-      if (this.paused || this.openOutputs === 0 || !quiet) this.maybeFinish();
+      if (this.openOutputs === 0) this.maybeFinish();
       else for (const s of this.outputs) s.destroy();
     });
   }

@@ -54,6 +54,9 @@ export abstract class ManagedProcess implements FlowControl {
   abstract closeStdin(): void;
   abstract resize(cols: number, rows: number): void;
 
+  /** The process's deadline passed: stop waiting for output its background children hold open. */
+  expire(): void {}
+
   /** Sends a signal unless the child is already gone (its pid may belong to someone else by now). */
   signal(signal: NodeJS.Signals): void {
     if (this.exitedAt !== undefined) return;

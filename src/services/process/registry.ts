@@ -1,6 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { ProcessConfig, ProcessSelector } from '../../gen/process/process_pb.js';
 import type { Logger } from '../../log.js';
+import { withSurvivalPrelude } from '../../system/survival.js';
 import type { User } from '../../system/users.js';
 import type { ServiceDeps } from '../context.js';
 import { processEnv, resolveCwd, resolveExecutable } from './environment.js';
@@ -30,6 +31,8 @@ export interface StartSpec {
   stdin: boolean;
   /** Kill the process (SIGKILL) after this many ms; undefined or 0: no deadline. */
   timeoutMs?: number;
+  /** Start it as the leader of its own process group (pipes only), so the whole group can be signalled. */
+  processGroup?: boolean;
 }
 
 export interface RegistryOptions {
@@ -88,7 +91,7 @@ export class ProcessRegistry {
     const cwd = await resolveCwd(config.cwd, user, this.deps.state.defaultWorkdir);
     const env = processEnv(user, this.deps.state.envVars, config.envs);
     const file = await resolveExecutable(config.cmd, cwd, env.PATH, user);
-    const plan = launchPlan(user, file, config.args, { nodeSpawn: !spec.pty });
+    const plan = withSurvivalPrelude(launchPlan(user, file, config.args, { nodeSpawn: !spec.pty }));
     if (plan.degraded) this.logger.warn({ user: user.name }, 'setpriv not found: process runs without its supplementary groups');
     const meta = { config, tag: spec.tag };
 
@@ -96,7 +99,7 @@ export class ProcessRegistry {
     try {
       proc = spec.pty
         ? await PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
-        : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits });
+        : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup });
     } catch (err) {
       throw spawnError(err, [config.cmd, ...config.args].join(' '));
     }
@@ -118,6 +121,7 @@ export class ProcessRegistry {
       deadline = setTimeout(() => {
         log.info({ timeoutMs }, 'process deadline reached; killing it');
         proc.signal('SIGKILL');
+        proc.expire();
       }, timeoutMs);
       deadline.unref();
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { authorizeGatewayRequest, isLoopbackAddress, NO_TOKEN_HINT } from '../../../src/gateway/auth.js';
+import { RelaySources } from '../../../src/portforward/relays.js';
 
 const none = { gatewayToken: undefined, accessToken: undefined, authorization: undefined, xAccessToken: undefined, remoteAddress: '127.0.0.1' };
 
@@ -26,6 +27,25 @@ describe('authorizeGatewayRequest', () => {
     // The envd token is not a substitute for a configured gateway token.
     expect(authorizeGatewayRequest({ ...g, xAccessToken: 'envd' })).toMatchObject({ ok: false, status: 401 });
     expect(authorizeGatewayRequest({ ...g, authorization: 'Bearer envd' })).toMatchObject({ ok: false, status: 401 });
+  });
+
+  it('serves loopback clients without a token even once the envd token is set (AgentScope\'s in-sandbox shim sends none)', () => {
+    const e = { ...none, accessToken: 'envd' };
+    expect(authorizeGatewayRequest(e)).toEqual({ ok: true });
+    expect(authorizeGatewayRequest({ ...e, remoteAddress: '::ffff:127.0.0.1' })).toEqual({ ok: true });
+    expect(authorizeGatewayRequest({ ...e, xAccessToken: 'wrong' })).toEqual({ ok: true });
+  });
+
+  it('does not count a connection relayed by the port forwarder as loopback', () => {
+    const relays = new RelaySources();
+    relays.add('127.0.0.1', 40001);
+    const relayed = { ...none, remotePort: 40001, relays };
+    expect(authorizeGatewayRequest(relayed)).toEqual({ ok: false, status: 403, detail: NO_TOKEN_HINT });
+    expect(authorizeGatewayRequest({ ...relayed, remoteAddress: '::ffff:127.0.0.1' })).toMatchObject({ ok: false, status: 403 });
+    expect(authorizeGatewayRequest({ ...relayed, accessToken: 'envd' })).toMatchObject({ ok: false, status: 401 });
+    expect(authorizeGatewayRequest({ ...relayed, accessToken: 'envd', xAccessToken: 'envd' })).toEqual({ ok: true });
+    // Another local client on another port is still local.
+    expect(authorizeGatewayRequest({ ...relayed, remotePort: 40002 })).toEqual({ ok: true });
   });
 
   it('falls back to the envd access token, as Bearer or X-Access-Token', () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WriteFailure, writeFileAtomically, type AtomicWriteOptions } from '../../../../src/services/filesystem/atomic-write.js';
 import { readMetadata } from '../../../../src/system/xattrs.js';
 
-const opts: AtomicWriteOptions = { uid: 0, gid: 0, metadata: {}, keepMode: true };
+const opts: AtomicWriteOptions = { uid: 0, gid: 0, metadata: {}, keepMode: true, reportAs: 'upload' };
 const text = (s: string): Readable => Readable.from([Buffer.from(s)]);
 
 /** A source that sends some bytes and then fails, as a client that goes away does. */

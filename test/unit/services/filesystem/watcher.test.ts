@@ -107,17 +107,54 @@ describe('DirectoryWatcher', () => {
     expect(watcher!.watchedDirectories).toBe(3);
   });
 
-  it('shows an atomic upload as create then write, without its temporary file', async () => {
+  it("shows an upload as envd's in-place write, its events queued before the write resolves, without its temporary file", async () => {
     await start(false);
     const target = path.join(root, 'up.txt');
-    const write = (text: string) => writeFileAtomically(target, Readable.from([Buffer.from(text)]), { uid: 0, gid: 0, metadata: {}, keepMode: true });
+    const seen = (): Seen[] => rec.events.splice(0).map((e): Seen => [e.name, e.type]);
+    const write = (text: string, metadata: Record<string, string> = {}) =>
+      writeFileAtomically(target, Readable.from([Buffer.from(text)]), { uid: 0, gid: 0, metadata, keepMode: true, reportAs: 'upload' });
     await write('first');
-    expect(await rec.next(2)).toEqual([
+    expect(seen()).toEqual([
       ['up.txt', T.CREATE],
+      ['up.txt', T.CHMOD],
       ['up.txt', T.WRITE],
     ]);
     await write('second');
-    expect(await rec.next(1)).toEqual([['up.txt', T.WRITE]]);
+    expect(seen()).toEqual([
+      ['up.txt', T.CHMOD],
+      ['up.txt', T.WRITE],
+    ]);
+    // Setting metadata, and clearing it again, is one more chmod (envd's xattr writes).
+    await write('third', { k: 'v' });
+    await write('fourth');
+    expect(seen()).toEqual([
+      ['up.txt', T.CHMOD],
+      ['up.txt', T.WRITE],
+      ['up.txt', T.CHMOD],
+      ['up.txt', T.CHMOD],
+      ['up.txt', T.WRITE],
+      ['up.txt', T.CHMOD],
+    ]);
+    // The rename's own inotify event stays hidden however late it is read.
+    expect(await rec.next(0)).toEqual([]);
+  });
+
+  it('shows a new empty upload as create and chmod, and a compose as the create of its rename', async () => {
+    await start(false);
+    await writeFileAtomically(path.join(root, 'empty'), Readable.from([]), { uid: 0, gid: 0, metadata: {}, keepMode: true, reportAs: 'upload' });
+    await writeFileAtomically(path.join(root, 'composed'), Readable.from([Buffer.from('ab')]), { uid: 0, gid: 0, metadata: {}, keepMode: false, reportAs: 'compose' });
+    expect(await rec.next(3)).toEqual([
+      ['empty', T.CREATE],
+      ['empty', T.CHMOD],
+      ['composed', T.CREATE],
+    ]);
+  });
+
+  it('lets a write finish when its watcher closes before reporting it', async () => {
+    await start(false);
+    const writing = writeFileAtomically(path.join(root, 'w.txt'), Readable.from([Buffer.from('x')]), { uid: 0, gid: 0, metadata: {}, keepMode: true, reportAs: 'upload' });
+    watcher!.close();
+    await expect(writing).resolves.toBe(path.join(root, 'w.txt'));
   });
 
   it('attaches entry info to create, write and chmod, not to remove', async () => {

@@ -1,0 +1,213 @@
+'use strict';
+// The entry of build/sandboxd, the single executable (a Node SEA). packaging/package.mjs embeds it as the SEA's
+// main script with MANIFEST filled in, next to these SEA assets:
+//
+//   sandboxd.cjs      the daemon, one CommonJS bundle (src/ through packaging/bundle.mjs)
+//   sandboxd.cache    V8's code cache for it, made by running this entry once at package time
+//   addons/<file>     the native addon packages (node-pty, fs-xattr): their JS and compiled .node files
+//
+// At start it checks every asset it uses against the SHA-256 sums in MANIFEST (a damaged or truncated file
+// fails here with one clear line and exit code 70, not somewhere inside the daemon), compiles the bundle with
+// its code cache, and hands the bundle a `require` that loads the addons from a private directory: a .node
+// file must be a real file for dlopen, so the addons are written out once, content-addressed by their hash.
+//
+// Outside a SEA (package time, and to measure the bundle alone) the assets come from the folder named by
+// SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<file> the entry writes V8's code cache there on SIGUSR2,
+// then exits.
+const { Buffer } = require('node:buffer');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const { createRequire } = require('node:module');
+const os = require('node:os');
+const path = require('node:path');
+const process = require('node:process');
+const vm = require('node:vm');
+
+/** @type {{ version: string, node: string, key: string, files: Record<string, string>, addons: string[] }} */
+const MANIFEST = JSON.parse('__SANDBOXD_MANIFEST__');
+
+/** Exit code for a damaged executable: systemd's unit does not restart on it (RestartPreventExitStatus). */
+const EXIT_DAMAGED = 70;
+
+function damaged(what) {
+  process.stderr.write(`sandboxd: this executable is damaged (${what}); install build/sandboxd again\n`);
+  process.exit(EXIT_DAMAGED);
+}
+
+const sea = (() => {
+  try {
+    const s = require('node:sea');
+    return s.isSea() ? s : undefined;
+  } catch {
+    return undefined; // node:sea is missing on old runtimes: never a SEA there
+  }
+})();
+
+/** An asset's bytes, checked against the manifest. */
+function asset(name) {
+  const want = MANIFEST.files[name];
+  if (want === undefined) damaged(`no checksum for asset '${name}'`);
+  let bytes;
+  try {
+    bytes = sea ? Buffer.from(sea.getRawAsset(name)) : fs.readFileSync(path.join(process.env.SANDBOXD_SEA_STAGE ?? '.', name));
+  } catch (err) {
+    damaged(`asset '${name}' is missing: ${err.message}`);
+  }
+  if (sha256(bytes) !== want) damaged(`asset '${name}' does not match its SHA-256`);
+  return bytes;
+}
+
+function sha256(bytes) {
+  return crypto.createHash('sha256').update(bytes).digest('hex');
+}
+
+// --- the native addons, written out to a private directory -------------------------------------------------
+
+/** Mount options of the mount that holds `dir` (the longest mount point that is a prefix of it). */
+function mountOptions(dir) {
+  let best = { point: '', options: [] };
+  let info;
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 6) continue;
+    const point = f[4].replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    const inside = dir === point || dir.startsWith(point === '/' ? '/' : `${point}/`);
+    if (inside && point.length >= best.point.length) best = { point, options: f[5].split(',') };
+  }
+  return best.options;
+}
+
+/** Where the addons may go, most private first: root's /run and /var/lib, a user's runtime and cache dirs, then tmp. */
+function candidates() {
+  const uid = process.geteuid();
+  const out = [];
+  if (process.env.SANDBOXD_ADDON_DIR) out.push(process.env.SANDBOXD_ADDON_DIR);
+  if (uid === 0) out.push('/run/sandboxd/addons', '/var/lib/sandboxd/addons');
+  else {
+    if (process.env.XDG_RUNTIME_DIR) out.push(path.join(process.env.XDG_RUNTIME_DIR, 'sandboxd'));
+    out.push(path.join(os.homedir(), '.cache/sandboxd'));
+  }
+  out.push(path.join(os.tmpdir(), `sandboxd-${uid}`));
+  return out;
+}
+
+/**
+ * Makes `dir` (and missing parents) and proves it private: a real directory owned by us that nobody else may
+ * write (0700 when we made it), on a mount that allows mapping code (not noexec).
+ */
+function privateDir(dir) {
+  fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err.code !== 'EEXIST') throw err;
+  }
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory()) throw new Error('not a directory');
+  if (st.uid !== process.geteuid()) throw new Error(`owned by uid ${st.uid}, not ${process.geteuid()}`);
+  if ((st.mode & 0o077) !== 0) throw new Error(`mode ${(st.mode & 0o777).toString(8)} lets others in (want 700)`);
+  const real = fs.realpathSync(dir);
+  if (mountOptions(real).includes('noexec')) throw new Error('on a noexec mount');
+  return real;
+}
+
+/** True when every addon file under `dir` is there with the manifest's hash. */
+function intact(dir) {
+  return MANIFEST.addons.every((name) => {
+    try {
+      return sha256(fs.readFileSync(path.join(dir, name))) === MANIFEST.files[`addons/${name}`];
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The addons' folder `<private dir>/<key>`, written once per content hash: into a temporary name, then renamed
+ * into place, so two daemons starting at once either both find a whole folder or one of them wins the rename.
+ */
+function extractInto(base) {
+  const final = path.join(base, MANIFEST.key);
+  if (fs.existsSync(final)) {
+    if (intact(final)) return final;
+    // Damaged or tampered with: move it aside (atomic), then write a fresh one.
+    const aside = path.join(base, `.bad-${MANIFEST.key}-${process.pid}-${Date.now()}`);
+    fs.renameSync(final, aside);
+    fs.rmSync(aside, { recursive: true, force: true });
+  }
+  const tmp = fs.mkdtempSync(path.join(base, `.${MANIFEST.key}-`));
+  try {
+    for (const name of MANIFEST.addons) {
+      const file = path.join(tmp, name);
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(file, asset(`addons/${name}`), { mode: 0o600 });
+    }
+    try {
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      // Another daemon got there first; its folder must be as good as ours.
+      if (!intact(final)) throw new Error(`${final} appeared but does not match the manifest`);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return final;
+}
+
+let addonRequire;
+
+/** A require that resolves the addon packages in their extracted folder (made on first use). */
+function requireAddon(id) {
+  if (!addonRequire) {
+    const tried = [];
+    for (const dir of candidates()) {
+      try {
+        const folder = extractInto(privateDir(dir));
+        addonRequire = createRequire(path.join(folder, 'node_modules', '.sandboxd'));
+        if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: addons in ${folder}\n`);
+        break;
+      } catch (err) {
+        tried.push(`${dir}: ${err.message}`);
+      }
+    }
+    if (!addonRequire) {
+      process.stderr.write(`sandboxd: no private directory for the native addons (set SANDBOXD_ADDON_DIR):\n  ${tried.join('\n  ')}\n`);
+      process.exit(1);
+    }
+  }
+  return addonRequire(id);
+}
+
+// --- the daemon -------------------------------------------------------------------------------------------
+
+const addonNames = new Set(MANIFEST.addons.map((f) => f.split('/')[1]));
+
+function bundleRequire(id) {
+  return addonNames.has(id) ? requireAddon(id) : require(id);
+}
+
+const source = asset('sandboxd.cjs').toString('latin1'); // the bundle is ASCII (esbuild charset: 'ascii')
+const writeCache = process.env.SANDBOXD_SEA_WRITE_CACHE;
+// SANDBOXD_SEA_NO_CACHE=1 compiles from source, to measure what the cache saves.
+const cachedData = writeCache || process.env.SANDBOXD_SEA_NO_CACHE === '1' ? undefined : asset('sandboxd.cache');
+const script = new vm.Script(source, { filename: 'sandboxd.cjs', cachedData });
+if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: code cache ${cachedData ? (script.cachedDataRejected ? 'rejected' : 'accepted') : 'absent'}\n`);
+const wrapper = script.runInThisContext();
+const mod = { exports: {} };
+
+if (writeCache) {
+  // Package time: the packager starts the daemon, waits for its first /health answer (so V8 has compiled what
+  // a start and a first request run), then sends SIGUSR2 for the cache of that.
+  process.once('SIGUSR2', () => {
+    fs.writeFileSync(writeCache, script.createCachedData());
+    process.exit(0);
+  });
+}
+
+wrapper.call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), 'sandboxd.cjs'), path.dirname(process.execPath));
