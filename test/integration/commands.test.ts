@@ -120,9 +120,11 @@ describe('commands through the SDK', () => {
     }
     const uid = execFileSync('id', ['-u', 'sbxplain'], { encoding: 'utf8' }).trim();
     const script = 'id -u; id -g; id -G; grep ^Groups: /proc/self/status';
-    const r = await sandbox.commands.run(script, { user: 'sbxplain' });
-    const [u, g, groups, status] = r.stdout.trim().split('\n');
+    const r = await sandbox.commands.run(`${script}; cat /proc/self/oom_score_adj`, { user: 'sbxplain' });
+    const [u, g, groups, status, oom] = r.stdout.trim().split('\n');
     expect(u).toBe(uid);
+    // The daemon's OOM protection is undone for the child even though it starts as the user.
+    expect(oom).toBe('0');
     expect(groups!.split(' ')).toEqual([g]);
     expect(status!.replace('Groups:', '').trim().split(/\s+/).filter(Boolean)).not.toContain('0');
     let out = '';
