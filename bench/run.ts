@@ -21,6 +21,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { startDaemon, ROOT, type RunningDaemon } from '../test/helpers/daemon.js';
 import { ensureUser } from '../test/integration/files-support.js';
 import { executableFigures } from './executable.js';
+import { envdPeerFigures, gatewayPeerFigures, peerTables, type PeerFigure } from './peers.js';
 import { download, fmtBytes, fmtMs, fmtRate, median, MiB, now, percentile, postJson, rssOf, spawnCount, timeRuns, upload } from './lib.js';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -278,6 +279,13 @@ async function main(): Promise<void> {
     }
   }
 
+  const peers: PeerFigure[] = [];
+  try {
+    peers.push(...(await envdPeerFigures(path.join(WORK, 'peers'))), ...(await gatewayPeerFigures()));
+  } finally {
+    rmSync(WORK, { recursive: true, force: true });
+  }
+
   figures.push({
     figure: 'idle RSS; RSS after the runs above',
     floor: '—',
@@ -299,6 +307,7 @@ async function main(): Promise<void> {
       (f) =>
         `| ${f.figure} | ${f.floor} | ${f.error ? `${f.value}: ${f.error}` : f.value} | ${f.ratio === undefined ? '—' : `${f.ratio.toFixed(2)}×`} | ${f.goal} | ${f.holds === undefined ? '—' : f.holds ? 'yes' : 'no'} |`,
     ),
+    ...peerTables(peers),
     '',
   ];
   const table = lines.join('\n');
@@ -306,6 +315,7 @@ async function main(): Promise<void> {
   const out = process.env.BENCH_OUT ?? path.join(ROOT, 'bench', SMOKE ? 'results-smoke.md' : 'results.md');
   writeFileSync(out, table);
   writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify(figures, null, 2));
+  writeFileSync(out.replace(/\.md$/, '.peers.json'), JSON.stringify(peers, null, 2));
 }
 
 main().catch((err: unknown) => {

@@ -127,9 +127,14 @@ async function uploadOne(target: string, source: Readable, ctx: UploadContext): 
   return entry;
 }
 
+/** Parts written at once: small files cost thread-pool round trips, not bandwidth, so they overlap. */
+const PARALLEL_PARTS = 8;
+
 /**
- * Parts named `file` are written one after another as they stream in; each lands at `path` when
- * given, else at the part's filename (directories kept). Two parts to one path are refused.
+ * Parts named `file` are written as they stream in, up to PARALLEL_PARTS at a time (a part waits,
+ * unread, for a free slot, so the form is read no faster than it is written); each lands at `path`
+ * when given, else at the part's filename (directories kept). Answers list them in form order. Two
+ * parts to one path are refused once the parts before them have landed.
  */
 function uploadMultipart(incoming: Incoming, body: Readable, queryPath: string | undefined, ctx: UploadContext): Promise<UploadedEntry[]> {
   return new Promise((resolve, reject) => {
@@ -140,17 +145,20 @@ function uploadMultipart(incoming: Incoming, body: Readable, queryPath: string |
       reject(new HttpError(500, `error parsing multipart form: ${(err as Error).message}`));
       return;
     }
-    const entries: UploadedEntry[] = [];
+    const entries: (UploadedEntry | undefined)[] = [];
+    const targets = new Set<string>();
+    const inFlight = new Set<Promise<void>>();
     let failed = false;
-    let queue = Promise.resolve();
+    let admitted = Promise.resolve();
     const fail = (err: unknown): void => {
       if (failed) return;
       failed = true;
       body.unpipe(parser);
-      // Ends the part being written, if any, so its upload stops and cleans up.
+      // Ends the parts being written, if any, so their uploads stop and clean up.
       parser.destroy(err instanceof Error ? err : new Error(String(err)));
       reject(err);
     };
+    const landed = (): UploadedEntry[] => entries.filter((e): e is UploadedEntry => e !== undefined);
 
     parser.on('file', (field, stream, info) => {
       // Part streams fail when the form does; that is handled through `fail`, never as a crash.
@@ -159,12 +167,26 @@ function uploadMultipart(incoming: Incoming, body: Readable, queryPath: string |
         stream.resume();
         return;
       }
-      queue = queue
+      const index = entries.push(undefined) - 1;
+      admitted = admitted
         .then(async () => {
           if (failed) return void stream.resume();
           const target = partTarget(queryPath, info.filename ?? '', ctx);
-          if (entries.some((e) => e.path === target)) throw duplicateTarget(target, entries);
-          entries.push(await uploadOne(target, stream, ctx));
+          if (targets.has(target)) {
+            await Promise.all(inFlight);
+            throw duplicateTarget(target, landed());
+          }
+          targets.add(target);
+          while (inFlight.size >= PARALLEL_PARTS) await Promise.race(inFlight);
+          if (failed) return void stream.resume();
+          const job: Promise<void> = uploadOne(target, stream, ctx)
+            .then((entry) => void (entries[index] = entry))
+            .catch((err: unknown) => {
+              stream.resume();
+              fail(err);
+            })
+            .finally(() => inFlight.delete(job));
+          inFlight.add(job);
         })
         .catch((err: unknown) => {
           stream.resume();
@@ -172,7 +194,7 @@ function uploadMultipart(incoming: Incoming, body: Readable, queryPath: string |
         });
     });
     parser.on('error', (err: Error) => fail(new HttpError(500, `error reading form: ${err.message}`)));
-    parser.on('close', () => void queue.then(() => !failed && resolve(entries)));
+    parser.on('close', () => void admitted.then(() => Promise.all(inFlight)).then(() => !failed && resolve(landed())));
     body.on('error', (err) => fail(new WriteFailure('source', err.message, err)));
     body.pipe(parser);
   });

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGzip, gzip as gzipCallback } from 'node:zlib';
 import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ServiceDeps } from '../services/context.js';
@@ -16,6 +17,14 @@ import { registerUpload } from './files-upload.js';
 
 /** Bytes read from disk per chunk: large enough to keep syscalls and stream overhead low. */
 const READ_CHUNK = 256 * 1024;
+
+/**
+ * Files up to this size are read with one read and sent with one write (gzip in one call on the
+ * thread pool): a read stream, a pipeline and a gzip stream per request cost more than the transfer.
+ */
+const SMALL_FILE = 64 * 1024;
+
+const gzipOnce = promisify(gzipCallback);
 
 /** The part of a file a request asked for: all of it, one range, or a range that cannot be served. */
 export type RangeChoice = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
@@ -97,13 +106,17 @@ export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
     } catch (err) {
       throw new HttpError(500, `error opening file '${resolved}': ${(err as Error).message}`);
     }
+    const res = c.env.outgoing;
+    const gzip = coding === 'gzip' && range.kind === 'full';
+    if (range.kind === 'full' && st.isFile() && st.size > 0 && st.size <= SMALL_FILE && c.req.method !== 'HEAD') {
+      return sendSmall(res, fh, st.size, { ...baseHeaders, 'Content-Type': typeByExtension(rawPath ?? resolved) }, gzip);
+    }
     let contentType = typeByExtension(rawPath ?? resolved);
     if (!contentType) {
       const head = Buffer.alloc(Math.min(512, st.size));
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
       contentType = sniffType(head.subarray(0, bytesRead));
     }
-    const gzip = coding === 'gzip' && range.kind === 'full';
     const start = range.kind === 'partial' ? range.start : 0;
     const end = range.kind === 'partial' ? range.end : st.size - 1;
     const status = range.kind === 'partial' ? 206 : 200;
@@ -120,7 +133,6 @@ export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
       return c.body(null, status, headers);
     }
 
-    const res = c.env.outgoing;
     const source = createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, start, end: range.kind === 'partial' ? end : undefined });
     try {
       res.writeHead(status, headers);
@@ -132,6 +144,31 @@ export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
     }
     return RESPONSE_ALREADY_SENT;
   });
+
+  /** A whole small file: one read, one write; the content type is sniffed from what was read. */
+  async function sendSmall(res: FaceEnv['Bindings']['outgoing'], fh: FileHandle, size: number, headers: Record<string, string | undefined>, gzip: boolean): Promise<Response> {
+    let body: Buffer;
+    try {
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      body = buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = v;
+    out['Content-Type'] ??= sniffType(body.subarray(0, 512));
+    if (gzip) {
+      out['Content-Encoding'] = 'gzip';
+      body = await gzipOnce(body, { level: 1 });
+    } else {
+      out['Accept-Ranges'] = 'bytes';
+    }
+    out['Content-Length'] = String(body.length);
+    res.writeHead(200, out);
+    res.end(body);
+    return RESPONSE_ALREADY_SENT;
+  }
 
   registerUpload(app, deps);
   registerCompose(app, deps);

@@ -1,3 +1,4 @@
+import { statfsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { getAttribute, getAttributeSync, listAttributes, listAttributesSync, removeAttribute, setAttribute } from 'fs-xattr';
 
@@ -113,6 +114,15 @@ const LOCAL_FILESYSTEMS = new Set([
   0x27e0eb, // cgroup
   0x63677270, // cgroup2
 ]);
+
+/** onLocalFilesystem, synchronously (one statfs). */
+export function isLocalFilesystemSync(dir: string): boolean {
+  try {
+    return LOCAL_FILESYSTEMS.has(statfsSync(dir).type);
+  } catch {
+    return false;
+  }
+}
 
 /** True when `dir` is on a local filesystem, where a file's stat and xattrs may be read synchronously. */
 export async function onLocalFilesystem(dir: string): Promise<boolean> {

@@ -40,7 +40,15 @@ describe('benchmark harness (smoke sizes)', () => {
       expect(f.error, f.figure).toBeUndefined();
       expect(f.value, f.figure).not.toBe('failed');
     }
+    const peers = JSON.parse(readFileSync(out.replace(/\.md$/, '.peers.json'), 'utf8')) as (Figure & { peer: string; ours?: number })[];
+    const peerWords = ['commands.run(', 'GET /files', 'files.read', 'octet-stream', 'multipart', 'onStdout', 'raw Connect', 'files.list', 'concurrent `commands.run`, wall', 'concurrent `commands.run`, wall', '4 KiB', 'PTY', 'small files', 'small files', 'watchDir', 'register', 'round trip', '50 concurrent', 'RSS'];
+    expect(peers).toHaveLength(peerWords.length);
+    peerWords.forEach((word, i) => expect(peers[i]!.figure).toContain(word));
+    for (const f of peers) {
+      expect(f.error, f.figure).toBeUndefined();
+      expect(f.ours, f.figure).toBeGreaterThan(0);
+    }
     const table = readFileSync(out, 'utf8');
-    expect(table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| figure')).length).toBe(figures.length);
+    expect(table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| figure')).length).toBe(figures.length + peers.length);
   }, 240_000);
 });

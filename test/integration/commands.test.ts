@@ -112,6 +112,29 @@ describe('commands through the SDK', () => {
     expect(asRoot.stdout).toBe('0\n');
   });
 
+  it('runs as a user with no supplementary group (as the image has) without any of root\'s groups, with and without a PTY', async () => {
+    try {
+      execFileSync('id', ['sbxplain'], { stdio: 'ignore' });
+    } catch {
+      execFileSync('useradd', ['-m', '-s', '/bin/bash', 'sbxplain']);
+    }
+    const uid = execFileSync('id', ['-u', 'sbxplain'], { encoding: 'utf8' }).trim();
+    const script = 'id -u; id -g; id -G; grep ^Groups: /proc/self/status';
+    const r = await sandbox.commands.run(`${script}; cat /proc/self/oom_score_adj`, { user: 'sbxplain' });
+    const [u, g, groups, status, oom] = r.stdout.trim().split('\n');
+    expect(u).toBe(uid);
+    // The daemon's OOM protection is undone for the child even though it starts as the user.
+    expect(oom).toBe('0');
+    expect(groups!.split(' ')).toEqual([g]);
+    expect(status!.replace('Groups:', '').trim().split(/\s+/).filter(Boolean)).not.toContain('0');
+    let out = '';
+    const pty = await sandbox.pty.create({ cols: 80, rows: 24, user: 'sbxplain', onData: (d) => void (out += Buffer.from(d).toString()) });
+    await sandbox.pty.sendInput(pty.pid, new TextEncoder().encode(`${script}; exit\n`));
+    await pty.wait().catch(() => undefined);
+    expect(out).toMatch(/Groups:[^\S\r\n]*\d+/);
+    expect(/Groups:([^\r\n]*)/.exec(out)![1]!.trim().split(/\s+/)).not.toContain('0');
+  });
+
   it('streams output before the command ends', async () => {
     const gate = path.join(scratch, 'gate-stream');
     let seen = '';

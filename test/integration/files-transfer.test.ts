@@ -127,6 +127,26 @@ describe('file transfer through the SDK', () => {
     expect([...readFileSync(files[2]!.path)]).toEqual([0, 1, 2]);
   });
 
+  it('writes a form of many parts (more than are written at once) and answers them in form order', async () => {
+    const files = Array.from({ length: 60 }, (_, i) => ({ path: path.join(root, 'many-parts', `d${i % 7}`, `f${i}.txt`), data: `part ${i}\n`.repeat(i + 1) }));
+    const infos = await sandbox.files.writeFiles(files);
+    expect(infos.map((i) => i.path)).toEqual(files.map((f) => f.path));
+    for (const f of files) expect(readFileSync(f.path, 'utf8')).toBe(f.data);
+  });
+
+  it('refuses a repeated path late in a form, naming the parts that landed before it', async () => {
+    const form = new FormData();
+    const paths = Array.from({ length: 12 }, (_, i) => path.join(root, 'late-dup', `f${i}.txt`));
+    for (const p of paths) form.append('file', new Blob([p]), p);
+    form.append('file', new Blob(['again']), paths[3]!);
+    const res = await fetch(`${daemon.url}/files`, { method: 'POST', body: form });
+    expect(res.status).toBe(400);
+    const { message } = (await res.json()) as { message: string };
+    expect(message).toContain(`same path '${paths[3]}'`);
+    for (const p of paths) expect(message.includes(p) || p === paths[3]).toBe(true);
+    expect(readFileSync(paths[3]!, 'utf8')).toBe(paths[3]);
+  });
+
   it('takes gzip uploads and answers gzip downloads', async () => {
     const p = path.join(root, 'zipped.txt');
     const content = 'compress me '.repeat(1000);

@@ -134,7 +134,8 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
       throw new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
     }
     const bytes = await copyInto(source, fh);
-    await writeMetadata(tmp, opts);
+    // The temporary file is new (O_EXCL): with no metadata asked for there is nothing to clear.
+    if (Object.keys(opts.metadata).length > 0) await writeMetadata(tmp, opts);
     const metadataChanged = Object.keys(opts.metadata).length > 0 || (existing !== undefined && Object.keys(await readMetadata(dest)).length > 0);
     const landing = announceLanding(dest);
     try {

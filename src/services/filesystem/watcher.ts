@@ -1,9 +1,10 @@
-import { watch, type BigIntStats, type FSWatcher } from 'node:fs';
+import { lstatSync, watch, type BigIntStats, type FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EventType, type EntryInfo } from '../../gen/filesystem/filesystem_pb.js';
 import { entryInfo } from '../../system/entry.js';
 import type { UserDb } from '../../system/users.js';
+import { isLocalFilesystemSync } from '../../system/xattrs.js';
 import { isDaemonTempName, observeLandings } from './replace-hints.js';
 
 /**
@@ -55,6 +56,8 @@ const SCAN_DEDUP_MS = 2_000;
 
 export class DirectoryWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
+  /** Watched directories on local filesystems, whose events are judged with a synchronous lstat. */
+  private readonly local = new Set<string>();
   private readonly queue: RawEvent[] = [];
   private readonly scanned = new Map<string, number>();
   /** Paths whose next rename event is a daemon write landing (reported from its hand-over instead). */
@@ -95,6 +98,7 @@ export class DirectoryWatcher {
     this.queue.length = 0;
     for (const w of this.dirs.values()) w.close();
     this.dirs.clear();
+    this.local.clear();
   }
 
   private addDir(dir: string, isRoot = false): void {
@@ -112,6 +116,7 @@ export class DirectoryWatcher {
     }
     w.on('error', () => this.dropTree(dir));
     this.dirs.set(dir, w);
+    if (isLocalFilesystemSync(dir)) this.local.add(dir);
   }
 
   /** Watches every directory below `dir`; with `announce`, what is found is reported as created. */
@@ -169,6 +174,7 @@ export class DirectoryWatcher {
       if (d === dir || d.startsWith(dir + '/')) {
         w.close();
         this.dirs.delete(d);
+        this.local.delete(d);
       }
     }
   }
@@ -224,11 +230,14 @@ export class DirectoryWatcher {
       this.forgetLanding(full);
       return;
     }
-    const st = await lstatOf(full);
+    // On a local filesystem an lstat takes microseconds: asked synchronously, the event goes out
+    // without a round trip through the thread pool (which, under load, was most of its latency).
+    const sync = this.local.has(ev.dir);
+    const st = await lstatOf(full, sync);
     if (!st && ev.name === path.basename(ev.dir)) {
       // inotify reports changes of a watched directory itself under its own name; its parent
       // reports them properly. If it is gone, so are its watches.
-      if (!(await lstatOf(ev.dir))) this.dropTree(ev.dir);
+      if (!(await lstatOf(ev.dir, sync))) this.dropTree(ev.dir);
       return;
     }
     if (ev.kind === 'change') {
@@ -256,7 +265,7 @@ export class DirectoryWatcher {
         await this.emit(EventType.CREATE, full);
         return this.emit(EventType.REMOVE, full);
       }
-      if (await lstatOf(nextPath)) return this.emit(EventType.RENAME, full);
+      if (await lstatOf(nextPath, this.local.has(next.dir))) return this.emit(EventType.RENAME, full);
     }
     return this.emit(EventType.REMOVE, full);
   }
@@ -272,8 +281,9 @@ export class DirectoryWatcher {
   }
 }
 
-async function lstatOf(p: string): Promise<BigIntStats | undefined> {
+async function lstatOf(p: string, sync: boolean): Promise<BigIntStats | undefined> {
   try {
+    if (sync) return lstatSync(p, { bigint: true, throwIfNoEntry: false });
     return await lstat(p, { bigint: true });
   } catch {
     return undefined;
