@@ -10,6 +10,8 @@ export interface Config {
   accessToken: string | undefined;
   gatewayToken: string | undefined;
   instanceNonce: string | undefined;
+  /** How long an MCP session on the gateway may sit idle (no request, no open stream) before it ends. */
+  gatewaySessionIdleMs: number;
   logLevel: string;
   /** Forward loopback-only listeners to the external addresses (default: on when bound beyond loopback). */
   portForward: boolean;
@@ -34,6 +36,7 @@ Usage: sandboxd [options]
   --access-token <t>    require X-Access-Token from the start (env SANDBOXD_ACCESS_TOKEN)
   --gateway-token <t>   require 'Authorization: Bearer <t>' on the gateway (env SANDBOXD_GATEWAY_TOKEN)
   --instance-nonce <n>  gateway /health answers {"status":"ok","instance_nonce":"<n>"}
+  --gateway-session-idle <s>  end a gateway MCP session idle this many seconds (default 600)
   --picod-port <n>      PicoD face port for AgentCube (env SANDBOXD_PICOD_PORT; default
                         8080 when PICOD_AUTH_PUBLIC_KEY is set, else off; 0 turns it off)
   --workspace <dir>     root of every PicoD path (default: the working directory)
@@ -56,6 +59,13 @@ function parsePort(flag: string, value: string | undefined, fallback: number): n
   return n;
 }
 
+function parseSeconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} '${value}' is not a positive number of seconds`);
+  return n;
+}
+
 export type ParsedArgs = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
@@ -75,6 +85,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'access-token': { type: 'string' },
         'gateway-token': { type: 'string' },
         'instance-nonce': { type: 'string' },
+        'gateway-session-idle': { type: 'string' },
         'log-level': { type: 'string' },
         'picod-port': { type: 'string' },
         workspace: { type: 'string' },
@@ -100,6 +111,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       accessToken: values['access-token'] ?? (env.SANDBOXD_ACCESS_TOKEN || undefined),
       gatewayToken: values['gateway-token'] ?? (env.SANDBOXD_GATEWAY_TOKEN || undefined),
       instanceNonce: values['instance-nonce'],
+      gatewaySessionIdleMs: parseSeconds('--gateway-session-idle', values['gateway-session-idle'], 600) * 1000,
       logLevel: values['log-level'] ?? env.SANDBOXD_LOG_LEVEL ?? 'info',
       portForward: values['port-forward'] ?? !isLoopbackOnly(hosts),
       // AgentCube injects the key into every PicoD pod; its presence alone means "serve PicoD on 8080".

@@ -9,6 +9,7 @@ import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { closeProcesses } from './services/process/index.js';
 import { DaemonState } from './state.js';
+import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
 
 export interface Daemon {
@@ -41,6 +42,7 @@ function facesFor(deps: ServiceDeps): Face[] {
 
 /** Starts every face on its port at the configured hosts; resolves once they listen. */
 export async function startDaemon(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Daemon> {
+  protectDaemon(logger);
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
   const ports = new Map<string, number>();

@@ -46,13 +46,13 @@ export function createGateway(deps: ServiceDeps): Gateway {
   // The MCP SDK and the registry load on the first request that needs them: a daemon that never
   // serves MCP keeps its startup time and memory (the SDK costs ~180 ms and ~17 MiB to load).
   let routes: Promise<GatewayRoutes> | undefined;
-  const load = () => (routes ??= import('./routes.js').then((m) => m.createGatewayRoutes(logger)));
+  const load = () => (routes ??= import('./routes.js').then((m) => m.createGatewayRoutes(logger, { sessionIdleMs: deps.config.gatewaySessionIdleMs })));
   app.all('*', async (c) => (await load()).app.fetch(c.req.raw, c.env));
 
   return {
     app,
     async close() {
-      if (routes) await (await routes).registry.closeAll();
+      if (routes) await (await routes).close();
     },
   };
 }

@@ -80,8 +80,9 @@ export function restRoutes(registry: McpRegistry): Hono<FaceEnv> {
     if (!isObject(body)) throw new GatewayError('invalid', 'body must be a JSON object');
     const args = body.arguments ?? {};
     if (!isObject(args)) throw new GatewayError('invalid', 'arguments must be a JSON object');
-    const result = await registry.callTool(scope, name, c.req.param('tool'), args);
-    return c.json({ chunk: toolChunkFromResult(result) });
+    // A host that goes away (AgentScope's shim is killed at its timeout) cancels the call upstream.
+    const result = await registry.callTool(scope, name, c.req.param('tool'), args, { signal: c.req.raw.signal });
+    return c.json({ chunk: toolChunkFromResult(result, registry.get(scope, name).spec.chunkDialect) });
   });
 
   return app;

@@ -29,9 +29,21 @@ export interface McpSpec {
   disableTools: string[] | undefined;
   /** Bound on one tool call; undefined waits indefinitely. */
   executionTimeoutMs: number | undefined;
+  /**
+   * Bound on starting the server (stdio: spawn, handshake and first tool listing); undefined waits
+   * indefinitely, as AgentScope's gateway does. sandboxd's own field `start_timeout` (seconds).
+   */
+  startTimeoutMs: number | undefined;
+  /**
+   * Which AgentScope release's MCP result → ToolChunk conversion the host expects. 2.0.11 added the
+   * `stream_progress` field to `MCPClient`, so its `model_dump()` carries the key and 2.0.10's does not.
+   */
+  chunkDialect: ChunkDialect;
   /** The body as posted; `GET /mcps` answers it unchanged. */
   raw: Record<string, unknown>;
 }
+
+export type ChunkDialect = '2.0.10' | '2.0.11';
 
 export const MCP_NAME = /^[A-Za-z0-9_-]+$/;
 
@@ -135,6 +147,8 @@ export function parseMcpSpec(body: unknown): McpSpec {
     enableTools,
     disableTools,
     executionTimeoutMs: optionalSeconds(body.execution_timeout, 'execution_timeout'),
+    startTimeoutMs: optionalSeconds(body.start_timeout, 'start_timeout'),
+    chunkDialect: 'stream_progress' in body ? '2.0.11' : '2.0.10',
     raw: body,
   };
 }

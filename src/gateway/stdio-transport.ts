@@ -35,6 +35,7 @@ export class ProcessGroupStdioTransport implements Transport {
   private stderrTail = '';
   private exited: Promise<void> | undefined;
   private closing = false;
+  private drained: Promise<void> | undefined;
   /** How the process ended, once it has. */
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
@@ -124,10 +125,9 @@ export class ProcessGroupStdioTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
     if (!stdin || this.exit || stdin.destroyed) return Promise.reject(new Error('Not connected'));
-    return new Promise((resolve) => {
-      if (stdin.write(serializeMessage(message))) resolve();
-      else stdin.once('drain', resolve);
-    });
+    if (stdin.write(serializeMessage(message))) return Promise.resolve();
+    // Every writer waiting on a full pipe shares one 'drain' listener.
+    return (this.drained ??= new Promise<void>((resolve) => stdin.once('drain', resolve)).finally(() => (this.drained = undefined)));
   }
 
   /** Closes stdin, then SIGTERM, then SIGKILL to the whole group, each after a grace period. */

@@ -2,13 +2,22 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
   CallToolResultSchema,
   ErrorCode,
+  LoggingMessageNotificationSchema,
   McpError,
+  ProgressNotificationSchema,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
   type CallToolResult,
   type Implementation,
+  type Progress,
   type ServerCapabilities,
+  type ServerNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
@@ -22,17 +31,32 @@ const CLIENT_INFO: Implementation = { name: 'sandboxd-gateway', version: '0.1.0'
 const NO_TIMEOUT_MS = 2_147_483_647;
 /** Shared by every client: stateless upstreams open one per call, and an Ajv instance is costly to build. */
 const validator = new AjvJsonSchemaValidator();
-/** Handshake and listing bound for stdio servers (the SDK's default request timeout). */
+/** Listing and forwarding bound for stdio servers once started (the SDK's default request timeout). */
 const STDIO_REQUEST_TIMEOUT_MS = 60_000;
+
+let progressTokens = 0;
+
+/** The server notifications the gateway passes on to its MCP sessions. */
+const FORWARDED_NOTIFICATIONS = [
+  ToolListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  PromptListChangedNotificationSchema,
+  LoggingMessageNotificationSchema,
+] as const;
 
 interface Session {
   client: Client;
   transport: Transport;
 }
 
-/** The options every request to the upstream carries. */
+/** The options a request to the upstream can carry. */
 export interface ForwardOptions {
   timeoutMs?: number;
+  /** Aborting it cancels the request upstream (MCP `notifications/cancelled`). */
+  signal?: AbortSignal;
+  /** Progress the upstream reports for this request (the gateway asks for it only when its caller did). */
+  onprogress?: (progress: Progress) => void;
 }
 
 /**
@@ -70,7 +94,11 @@ export class Upstream {
   private session: Session | undefined;
   /** Every session opened and not yet ended (including one still connecting), so close() can end them all. */
   private readonly live = new Set<Session>();
+  /** Progress callbacks by the token the gateway sent upstream (see callTool). */
+  private readonly progress = new Map<string, (p: Progress) => void>();
   private tools: Tool[] | undefined;
+  /** Set once open() has connected and listed: later requests get the usual bounds. */
+  private started = false;
   private closing: Promise<void> | undefined;
   /** Headers set at runtime (rotated credentials), never part of the spec; see `setRuntimeHeaders`. */
   private runtimeHeaders: Record<string, string> = {};
@@ -79,6 +107,8 @@ export class Upstream {
   /** The last stderr lines of a stdio server that stopped. */
   private failureStderr: string | undefined;
   capabilities: ServerCapabilities = {};
+  /** Called with every list-changed, resource-updated and logging notification the server sends. */
+  onNotification: ((notification: ServerNotification) => void) | undefined;
   serverInfo: Implementation = CLIENT_INFO;
   instructions: string | undefined;
 
@@ -97,15 +127,27 @@ export class Upstream {
     if (runtimeHeaders !== undefined) up.setRuntimeHeaders(runtimeHeaders);
     const stop = () => void up.close();
     signal?.addEventListener('abort', stop, { once: true });
+    let timedOut = false;
+    const bound = spec.startTimeoutMs;
+    const timer =
+      bound === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            stop();
+          }, bound);
     try {
       if (signal?.aborted) throw new Error('the gateway is shutting down');
       if (spec.isStateful) up.session = await up.connect();
       await up.listTools();
+      up.started = true;
       return up;
     } catch (err) {
       await up.close();
+      if (timedOut) throw new Error(`the server did not start within ${bound! / 1000} s (start_timeout)`);
       throw err;
     } finally {
+      clearTimeout(timer);
       signal?.removeEventListener('abort', stop);
     }
   }
@@ -121,6 +163,11 @@ export class Upstream {
     return cfg.type === 'http_mcp' ? (cfg.timeoutMs ?? NO_TIMEOUT_MS) : STDIO_REQUEST_TIMEOUT_MS;
   }
 
+  /** The handshake waits as long as the start may take (start_timeout bounds it as a whole, in open()). */
+  private get handshakeTimeoutMs(): number {
+    return this.spec.config.type === 'http_mcp' ? this.requestTimeoutMs : NO_TIMEOUT_MS;
+  }
+
   private async connect(): Promise<Session> {
     const cfg = this.spec.config;
     const transport =
@@ -130,17 +177,29 @@ export class Upstream {
           ? new SSEClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) })
           : new StreamableHTTPClientTransport(cfg.url, { fetch: upstreamFetch(cfg, () => this.runtimeHeaders) });
     const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: validator });
+    for (const schema of FORWARDED_NOTIFICATIONS) {
+      client.setNotificationHandler(schema, (n: ServerNotification) => {
+        if (n.method === 'notifications/tools/list_changed') this.tools = undefined;
+        this.onNotification?.(n);
+      });
+    }
+    // The gateway's own progress routing: the SDK's drops a progress notification that arrives together
+    // with its call's result (it handles the result first and forgets the token).
+    client.setNotificationHandler(ProgressNotificationSchema, (n) => {
+      const { progressToken, ...progress } = n.params;
+      this.progress.get(String(progressToken))?.(progress);
+    });
     const session: Session = { client, transport };
     this.live.add(session);
     try {
       if (this.closed) throw new Error(`mcp ${quote(this.spec.name)} was removed`);
-      await client.connect(transport, { timeout: this.requestTimeoutMs });
+      await client.connect(transport, { timeout: this.handshakeTimeoutMs });
     } catch (err) {
       await this.end(session);
       const exit = transport instanceof ProcessGroupStdioTransport ? transport.describeExit(' before the MCP handshake finished') : undefined;
       if (exit) throw new Error(exit);
       if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
-        throw new Error(`no answer to initialize within ${this.requestTimeoutMs} ms${cfg.type === 'http_mcp' ? ' (mcp_config.timeout)' : ''}`);
+        throw new Error(`no answer to initialize within ${this.handshakeTimeoutMs} ms${cfg.type === 'http_mcp' ? ' (mcp_config.timeout)' : ''}`);
       }
       throw new Error(describeError(err));
     }
@@ -198,7 +257,7 @@ export class Upstream {
       const all: Tool[] = [];
       let cursor: string | undefined;
       do {
-        const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: this.requestTimeoutMs });
+        const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: this.started ? this.requestTimeoutMs : this.handshakeTimeoutMs });
         all.push(...page.tools);
         cursor = page.nextCursor;
       } while (cursor !== undefined);
@@ -215,16 +274,21 @@ export class Upstream {
     return (await this.listTools()).find((t) => t.name === name);
   }
 
-  /** Calls a tool, bounded by `execution_timeout`; the upstream's own result comes back unchanged. */
-  async callTool(name: string, args: Record<string, unknown>, meta?: Record<string, unknown>): Promise<CallToolResult> {
+  /**
+   * Calls a tool, bounded by `execution_timeout`; the upstream's own result comes back unchanged.
+   * Aborting `opts.signal` cancels the call upstream; `opts.onprogress` receives the call's progress.
+   */
+  async callTool(name: string, args: Record<string, unknown>, meta?: Record<string, unknown>, opts: Omit<ForwardOptions, 'timeoutMs'> = {}): Promise<CallToolResult> {
     const timeout = this.spec.executionTimeoutMs ?? NO_TIMEOUT_MS;
+    // The caller's progress token means nothing upstream: the gateway sends one of its own.
+    const { progressToken: _ignored, ...rest } = meta ?? {};
+    const token = opts.onprogress ? `sandboxd-${++progressTokens}` : undefined;
+    if (token !== undefined) this.progress.set(token, opts.onprogress!);
+    const _meta = token !== undefined ? { ...rest, progressToken: token } : Object.keys(rest).length > 0 ? rest : undefined;
+    const options: RequestOptions = { timeout, signal: opts.signal };
     try {
       return await this.withClient((client) =>
-        client.request(
-          { method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } },
-          CallToolResultSchema,
-          { timeout },
-        ),
+        client.request({ method: 'tools/call', params: { name, arguments: args, ...(_meta ? { _meta } : {}) } }, CallToolResultSchema, options),
       );
     } catch (err) {
       if (err instanceof McpError && err.code === ErrorCode.RequestTimeout && this.spec.executionTimeoutMs !== undefined) {
@@ -234,12 +298,14 @@ export class Upstream {
         );
       }
       throw err;
+    } finally {
+      if (token !== undefined) this.progress.delete(token);
     }
   }
 
-  /** Sends any request to the server (the per-server MCP endpoint forwards through this). */
-  forward<T>(fn: (client: Client, opts: { timeout: number }) => Promise<T>, opts: ForwardOptions = {}): Promise<T> {
-    return this.withClient((client) => fn(client, { timeout: opts.timeoutMs ?? this.requestTimeoutMs }));
+  /** Sends any request to the server (the MCP endpoints forward through this). */
+  forward<T>(fn: (client: Client, opts: RequestOptions) => Promise<T>, opts: ForwardOptions = {}): Promise<T> {
+    return this.withClient((client) => fn(client, { timeout: opts.timeoutMs ?? this.requestTimeoutMs, signal: opts.signal }));
   }
 
   /**

@@ -27,6 +27,8 @@ export interface ControlPlaneOptions {
   domain?: string;
   /** The user /init makes the default (E2B's orchestrator sends `user`). */
   defaultUser?: string;
+  /** Runs on every new sandbox before /init: what a test gives each sandbox (say, bind mounts of tools). */
+  prepare?: (sandbox: RunningSandbox) => void;
   /** Told what happens (sandbox started, killed, …); silent by default. */
   log?: (msg: string) => void;
 }
@@ -198,6 +200,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     try {
       connectVeth(running, { name: link, cidr: `${outside}/30` }, `${inside}/30`);
+      opts.prepare?.(running);
       const accessToken = randomBytes(24).toString('base64url');
       const init = await fetch(`http://${inside}:${ENVD_PORT}/init`, {
         method: 'POST',

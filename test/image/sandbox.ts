@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { watchJsonLog } from '../helpers/json-log.js';
 
 /** What run.ts prepared: an unpacked image and how to start it (Dockerfile ENTRYPOINT + CMD, ENV, WORKDIR). */
@@ -113,4 +114,16 @@ export async function stopSandbox(sandbox: RunningSandbox, graceMs = 10_000): Pr
 /** Deletes the outside end of the veth pair if it is still there (it normally dies with the sandbox). */
 export function removeLink(name: string): void {
   if (spawnSync('ip', ['link', 'show', name]).status === 0) spawnSync('ip', ['link', 'del', name]);
+}
+
+/**
+ * Shows a host file or directory read-only at `inside` in one running sandbox: the mount point is made and
+ * the bind mount lives in that sandbox's own root and mount namespace alone. How a test gives a sandbox
+ * tools the image leaves out, such as a Node and an npm-installed MCP server, without copying them.
+ */
+export function bindReadOnly(sandbox: RunningSandbox, host: string, inside: string): void {
+  // The init's root as this host names it: the sandbox's rootfs, whatever is mounted there.
+  const target = `/proc/${sandbox.initPid}/root${path.posix.resolve('/', inside)}`;
+  const mountPoint = statSync(host).isDirectory() ? 'mkdir -p "$2"' : 'mkdir -p "$(dirname "$2")" && touch "$2"';
+  run('nsenter', [`--mount=/proc/${sandbox.initPid}/ns/mnt`, '--', 'sh', '-c', `${mountPoint} && mount --bind -o ro "$1" "$2"`, 'bind', host, target]);
 }

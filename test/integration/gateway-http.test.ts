@@ -45,6 +45,29 @@ describe('gateway with HTTP upstreams', () => {
     }
   });
 
+  it('cancels the upstream call (notifications/cancelled) when the REST client goes away', async () => {
+    const proxy = await startRecordingProxy(streamable.port);
+    try {
+      expect((await api.post('/mcps', httpSpec('slow', `${proxy.url}/mcp`))).status).toBe(200);
+      const host = new AbortController();
+      const call = fetch(api.url('/mcps/slow/tools/trigger-long-running-operation'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ arguments: { duration: 60, steps: 60 } }),
+        signal: host.signal,
+      });
+      await expect.poll(() => proxy.seen.flatMap((r) => r.rpc)).toContain('tools/call');
+      host.abort();
+      await expect(call).rejects.toThrow();
+      await expect.poll(() => proxy.seen.flatMap((r) => r.rpc)).toContain('notifications/cancelled');
+      // The server is still there for the next call.
+      expect(texts((await api.post('/mcps/slow/tools/echo', { arguments: { message: 'after' } })).body)).toEqual(['Echo: after']);
+      expect((await api.delete('/mcps/slow')).status).toBe(200);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('opens a session per call for an is_stateful: false upstream', async () => {
     const proxy = await startRecordingProxy(streamable.port);
     try {

@@ -79,7 +79,7 @@ describe('gateway MCP endpoints', () => {
     expect((await web.listTools()).tools.map((t) => t.name)).toContain('get-env');
   });
 
-  it('answers 404 for the endpoint of an unknown MCP and 405 for GET', async () => {
+  it('answers 404 for the endpoint of an unknown MCP and 400 for GET without a session', async () => {
     const res = await fetch(`${d.gatewayUrl}/mcps/ghost/mcp`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
@@ -87,7 +87,7 @@ describe('gateway MCP endpoints', () => {
     });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ detail: "'ghost' not found for agent='' session=''" });
-    expect((await fetch(`${d.gatewayUrl}/mcp`)).status).toBe(405);
+    expect((await fetch(`${d.gatewayUrl}/mcp`)).status).toBe(400);
   });
 
   it('reports a crashed upstream as a tool error through /mcp', async () => {

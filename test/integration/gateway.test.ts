@@ -42,6 +42,64 @@ describe('gateway REST API with stdio upstreams', () => {
     expect(await waitUntilGone(marker)).toEqual([]);
   });
 
+  it('lists only the tools enable_tools and disable_tools let through, yet calls a filtered one by name', async () => {
+    const spec = stdioSpec('picky', marker, { enable_tools: ['echo', 'get-tiny-image'], disable_tools: ['get-env'] });
+    expect((await api.post('/mcps', spec)).status).toBe(200);
+    try {
+      expect(((await api.get('/mcps/picky/tools')).body as { name: string }[]).map((t) => t.name).sort()).toEqual(['echo', 'get-tiny-image']);
+      // AgentScope's get_tool resolves from the unfiltered cache, so its gateway calls it too.
+      const sum = await api.post('/mcps/picky/tools/get-sum', { arguments: { a: 1, b: 2 } });
+      expect((sum.body as { chunk: { content: { text: string }[] } }).chunk.content[0]!.text).toBe('The sum of 1 and 2 is 3.');
+    } finally {
+      await api.delete('/mcps/picky');
+    }
+  });
+
+  it('answers each host in its own release’s chunks: resource links are dropped for 2.0.10 and become url data blocks for 2.0.11', async () => {
+    // AgentScope 2.0.11's MCPClient.model_dump() carries stream_progress; 2.0.10's does not.
+    expect((await api.post('/mcps', stdioSpec('as210', marker))).status).toBe(200);
+    expect((await api.post('/mcps', stdioSpec('as211', marker, { stream_progress: false }))).status).toBe(200);
+    try {
+      type Blocks = { chunk: { content: { type: string; source?: Record<string, string> }[] } };
+      const old = (await api.post('/mcps/as210/tools/get-resource-links', { arguments: { count: 2 } })).body as Blocks;
+      expect(old.chunk.content.map((b) => b.type)).toEqual(['text']);
+      const now = (await api.post('/mcps/as211/tools/get-resource-links', { arguments: { count: 2 } })).body as Blocks;
+      expect(now.chunk.content.map((b) => b.type)).toEqual(['text', 'data', 'data']);
+      expect(now.chunk.content[2]!.source).toEqual({ type: 'url', url: 'demo://resource/dynamic/text/2', media_type: 'text/plain' });
+    } finally {
+      await Promise.all([api.delete('/mcps/as210'), api.delete('/mcps/as211')]);
+    }
+  });
+
+  it('gives up a start that takes longer than its start_timeout', async () => {
+    const spec = { name: 'mute', is_stateful: true, start_timeout: 0.5, mcp_config: { type: 'stdio_mcp', command: 'sh', args: ['-c', `sleep 600 # ${marker}`] } };
+    expect(await api.post('/mcps', spec)).toEqual(expect.objectContaining({ status: 500, body: { detail: 'connect failed: the server did not start within 0.5 s (start_timeout)' } }));
+    expect(await waitUntilGone(marker)).toEqual([]);
+  });
+
+  it('registers a start whose client gave up, and lets the same spec posted meanwhile wait for it', async () => {
+    // A cold `npx -y` install: the server speaks only after a while, after AgentScope's host stopped waiting.
+    const spec = { name: 'late', is_stateful: true, mcp_config: { type: 'stdio_mcp', command: 'sh', args: ['-c', `sleep 1.5; exec "${process.execPath}" "${EVERYTHING}" stdio ${marker}`] } };
+    const host = new AbortController();
+    const first = fetch(api.url('/mcps'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec), signal: host.signal });
+    await expect.poll(() => processesWith(marker).length).toBeGreaterThan(0);
+    host.abort();
+    await expect(first).rejects.toThrow();
+    expect(await api.post('/mcps', spec)).toMatchObject({ status: 200, body: { ok: true } });
+    expect((await api.get('/mcps')).body).toEqual([spec]);
+    expect((await api.delete('/mcps/late')).status).toBe(200);
+    expect(await waitUntilGone(marker)).toEqual([]);
+  });
+
+  it('stops a start still under way on DELETE', async () => {
+    const spec = { name: 'stuck', is_stateful: true, mcp_config: { type: 'stdio_mcp', command: 'sh', args: ['-c', `sleep 600 # ${marker}`] } };
+    const starting = api.post('/mcps', spec);
+    await expect.poll(() => processesWith(marker).length).toBeGreaterThan(0);
+    expect(await api.delete('/mcps/stuck')).toMatchObject({ status: 200, body: { ok: true } });
+    expect(await starting).toMatchObject({ status: 500, body: { detail: "connect failed: 'stuck' was removed while it was starting" } });
+    expect(await waitUntilGone(marker)).toEqual([]);
+  });
+
   describe('with a registered server', () => {
     beforeAll(async () => {
       expect((await api.post('/mcps', stdioSpec('ev', marker))).status).toBe(200);

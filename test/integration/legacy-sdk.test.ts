@@ -93,8 +93,11 @@ describe('answers for the Python SDK up to 1.5 (User-Agent: connect-python)', ()
         const dir = path.join(root, binary ? 'watch-bin' : 'watch-json');
         mkdirSync(dir);
         const abort = new AbortController();
-        const stream = fs.watchDir({ path: dir, includeEntry: true }, { signal: abort.signal })[Symbol.asyncIterator]();
+        let legacyHeader: string | null = null;
+        const onHeader = (h: Headers): void => void (legacyHeader = h.get('x-e2b-legacy-sdk'));
+        const stream = fs.watchDir({ path: dir, includeEntry: true }, { signal: abort.signal, onHeader })[Symbol.asyncIterator]();
         expect((await stream.next()).value?.event.case).toBe('start');
+        expect(legacyHeader).toBe('true');
         writeFileSync(path.join(dir, 'a.txt'), 'x');
         const first = (await stream.next()).value;
         expect(first?.event.case).toBe('filesystem');

@@ -36,8 +36,8 @@ export interface AtomicWriteOptions {
   createMode?: number;
   /** Told when the filesystem has no xattrs: the bytes are kept, the metadata is not. */
   onXattrUnsupported?: (err: unknown) => void;
-  /** Which envd request watchers should see (landingEvents); the temporary file is never shown. */
-  reportAs: 'upload' | 'compose';
+  /** Which envd request watchers should see (landingEvents; default upload); the temporary file is never shown. */
+  reportAs?: 'upload' | 'compose';
 }
 
 /**
@@ -48,7 +48,7 @@ export interface AtomicWriteOptions {
  * overwrite: chmod, write. Its compose renames a temporary file onto the destination: a create.
  */
 export function landingEvents(
-  reportAs: AtomicWriteOptions['reportAs'],
+  reportAs: AtomicWriteOptions['reportAs'] = 'upload',
   w: { existed: boolean; bytes: number; metadataChanged: boolean },
 ): EventType[] {
   if (reportAs === 'compose') return [EventType.CREATE];

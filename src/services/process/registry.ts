@@ -1,6 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { ProcessConfig, ProcessSelector } from '../../gen/process/process_pb.js';
 import type { Logger } from '../../log.js';
+import { withSurvivalPrelude } from '../../system/survival.js';
 import type { User } from '../../system/users.js';
 import type { ServiceDeps } from '../context.js';
 import { processEnv, resolveCwd, resolveExecutable } from './environment.js';
@@ -90,7 +91,7 @@ export class ProcessRegistry {
     const cwd = await resolveCwd(config.cwd, user, this.deps.state.defaultWorkdir);
     const env = processEnv(user, this.deps.state.envVars, config.envs);
     const file = await resolveExecutable(config.cmd, cwd, env.PATH, user);
-    const plan = launchPlan(user, file, config.args);
+    const plan = withSurvivalPrelude(launchPlan(user, file, config.args));
     if (plan.degraded) this.logger.warn({ user: user.name }, 'setpriv not found: process runs without its supplementary groups');
     const meta = { config, tag: spec.tag };
 

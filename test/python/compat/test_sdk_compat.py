@@ -25,7 +25,7 @@ def _names(events: list[FilesystemEvent]) -> list[tuple[str, str]]:
 def test_files_list_info_exists_make_dir_rename(sandbox: Sandbox, shared_dir: str) -> None:
     assert sandbox.files.make_dir(f"{shared_dir}/sub") is True
     assert sandbox.files.make_dir(f"{shared_dir}/sub") is False
-    written = sandbox.files.write(f"{shared_dir}/a.txt", "hello", user="user")
+    written = sandbox.files.write(f"{shared_dir}/a.txt", "hello", "user")  # positional: 1.x overloads write
     assert (written.name, written.path) == ("a.txt", f"{shared_dir}/a.txt")
     listed = sorted(sandbox.files.list(shared_dir), key=lambda e: e.name)
     assert [(e.name, e.type, e.path) for e in listed] == [

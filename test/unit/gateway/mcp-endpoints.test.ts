@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitAggregatedName } from '../../../src/gateway/mcp-endpoints.js';
+import { splitAggregatedName } from '../../../src/gateway/mcp-servers.js';
 
 describe('splitAggregatedName', () => {
   it('splits {mcp}__{tool} on the registered name', () => {

@@ -46,13 +46,48 @@ describe('McpRegistry', () => {
     expect(result.content).toEqual([{ type: 'text', text: 'Echo: still here' }]);
   });
 
-  it('refuses a duplicate, even while the first registration is still connecting', async () => {
+  it('refuses a different spec under a name still connecting, and a duplicate once registered', async () => {
     registry = new McpRegistry(createLogger('silent'));
-    const results = await Promise.allSettled([registry.register(alice, spec('ev')), registry.register(alice, spec('ev'))]);
-    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
-    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-    expect((failed.reason as GatewayError).kind).toBe('conflict');
+    const results = await Promise.allSettled([registry.register(alice, spec('ev')), registry.register(alice, spec('ev', { enable_tools: ['echo'] }))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    expect(((results[1] as PromiseRejectedResult).reason as GatewayError).kind).toBe('conflict');
     expect((await rejection(registry.register(alice, spec('ev')))).message).toBe("'ev' already exists for agent='a' session='s1'");
+  });
+
+  it('lets the same spec posted again while it is starting wait for that one start', async () => {
+    registry = new McpRegistry(createLogger('silent'));
+    const [first, again] = await Promise.all([registry.register(alice, spec('ev')), registry.register(alice, spec('ev'))]);
+    expect(again).toBe(first);
+    expect(registry.list(alice)).toHaveLength(1);
+  });
+
+  it('stops a start still under way when the name is removed, and tells its caller', async () => {
+    registry = new McpRegistry(createLogger('silent'));
+    // A server that never answers the handshake: only removal (or start_timeout) ends its start.
+    const silent = parseMcpSpec({ name: 'mute', is_stateful: true, mcp_config: { type: 'stdio_mcp', command: 'sleep', args: ['600'] } });
+    const starting = registry.register(alice, silent);
+    await registry.remove(alice, 'mute');
+    expect((await rejection(starting)).message).toBe("connect failed: 'mute' was removed while it was starting");
+    expect(registry.list(alice)).toEqual([]);
+  });
+
+  it('gives up a start that takes longer than start_timeout', async () => {
+    registry = new McpRegistry(createLogger('silent'));
+    const slow = parseMcpSpec({ name: 'slow', is_stateful: true, start_timeout: 0.2, mcp_config: { type: 'stdio_mcp', command: 'sleep', args: ['600'] } });
+    expect((await rejection(registry.register(alice, slow))).message).toBe('connect failed: the server did not start within 0.2 s (start_timeout)');
+  });
+
+  it('tells subscribers when a registration comes and goes, and what its server announces', async () => {
+    registry = new McpRegistry(createLogger('silent'));
+    const events: string[] = [];
+    registry.subscribe((e) => events.push(`${e.kind} ${e.mcp}${e.kind === 'notification' ? ` ${e.notification.method}` : ''}`));
+    await registry.register(alice, spec('ev'));
+    // server-everything sends one log line at once when simulated logging is switched on.
+    await registry.callTool(alice, 'ev', 'toggle-simulated-logging', {});
+    await expect.poll(() => events).toContain('notification ev notifications/message');
+    await registry.remove(alice, 'ev');
+    expect(events[0]).toBe('registered ev');
+    expect(events.at(-1)).toBe('removed ev');
   });
 
   it('reports unknown names and tools as not_found', async () => {

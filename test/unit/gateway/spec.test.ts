@@ -39,6 +39,17 @@ describe('parseMcpSpec', () => {
     expect(parseMcpSpec({ ...stdio, execution_timeout: 0 }).executionTimeoutMs).toBeUndefined();
   });
 
+  it('bounds a start only when start_timeout asks for it', () => {
+    expect(parseMcpSpec(stdio).startTimeoutMs).toBeUndefined();
+    expect(parseMcpSpec({ ...stdio, start_timeout: 90 }).startTimeoutMs).toBe(90_000);
+    expect(invalidMessage({ ...stdio, start_timeout: 'soon' })).toBe('start_timeout must be a non-negative number of seconds or null');
+  });
+
+  it('knows an AgentScope 2.0.11 host by the stream_progress field its MCPClient dumps', () => {
+    expect(parseMcpSpec(stdio).chunkDialect).toBe('2.0.10');
+    expect(parseMcpSpec({ ...stdio, stream_progress: false }).chunkDialect).toBe('2.0.11');
+  });
+
   it('names what is wrong with a bad spec', () => {
     expect(invalidMessage(null)).toBe('body must be a JSON object');
     expect(invalidMessage([])).toBe('body must be a JSON object');

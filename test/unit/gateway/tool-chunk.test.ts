@@ -7,9 +7,9 @@ function counting(): ChunkFactories {
   return { newId: () => `id${++n}`, now: () => '2025-01-02T03:04:05.678000' };
 }
 
-describe('toolChunkFromResult', () => {
+describe('toolChunkFromResult for an AgentScope 2.0.10 host', () => {
   it('turns text content into text blocks with ids and a running state', () => {
-    const chunk = toolChunkFromResult({ content: [{ type: 'text', text: 'Echo: hi' }] }, counting());
+    const chunk = toolChunkFromResult({ content: [{ type: 'text', text: 'Echo: hi' }] }, '2.0.10', counting());
     expect(chunk).toEqual({
       content: [{ type: 'text', text: 'Echo: hi', id: 'id1', created_at: '2025-01-02T03:04:05.678000', finished_at: null }],
       state: 'running',
@@ -30,6 +30,7 @@ describe('toolChunkFromResult', () => {
           { type: 'audio', data: 'YXVk', mimeType: 'audio/wav' },
         ],
       },
+      '2.0.10',
       counting(),
     );
     expect(chunk.content).toEqual([
@@ -39,7 +40,7 @@ describe('toolChunkFromResult', () => {
   });
 
   it('marks an isError result as an error chunk', () => {
-    const chunk = toolChunkFromResult({ content: [{ type: 'text', text: 'bad input' }], isError: true }, counting());
+    const chunk = toolChunkFromResult({ content: [{ type: 'text', text: 'bad input' }], isError: true }, '2.0.10', counting());
     expect(chunk.state).toBe('error');
     expect(chunk.content[0]).toMatchObject({ type: 'text', text: 'bad input' });
   });
@@ -47,6 +48,7 @@ describe('toolChunkFromResult', () => {
   it('renders an embedded text resource as indented JSON text', () => {
     const chunk = toolChunkFromResult(
       { content: [{ type: 'resource', resource: { uri: 'demo://r/1', mimeType: 'text/plain', text: 'hello' } }] },
+      '2.0.10',
       counting(),
     );
     expect(chunk.content).toHaveLength(1);
@@ -56,7 +58,7 @@ describe('toolChunkFromResult', () => {
     expect(text).toBe('{\n  "uri": "demo://r/1",\n  "mimeType": "text/plain",\n  "meta": null,\n  "text": "hello"\n}');
   });
 
-  it('drops what AgentScope drops: blob resources, resource links, unknown blocks', () => {
+  it('drops what AgentScope 2.0.10 drops: blob resources, resource links, structured content, unknown blocks', () => {
     const chunk = toolChunkFromResult(
       {
         content: [
@@ -65,14 +67,16 @@ describe('toolChunkFromResult', () => {
           { type: 'something-new', value: 1 },
           { type: 'text', text: 'kept' },
         ],
+        structuredContent: { n: 1 },
       },
+      '2.0.10',
       counting(),
     );
     expect(chunk.content.map((b) => b.type)).toEqual(['text']);
   });
 
   it('answers an empty content list with an empty chunk', () => {
-    expect(toolChunkFromResult({}, counting()).content).toEqual([]);
+    expect(toolChunkFromResult({}, '2.0.10', counting()).content).toEqual([]);
   });
 
   it('gives every block and chunk a distinct 32-hex id by default', () => {
@@ -80,6 +84,52 @@ describe('toolChunkFromResult', () => {
     const ids = [...chunk.content.map((b) => b.id), chunk.id];
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
     expect(new Set(ids).size).toBe(3);
+  });
+});
+
+describe('toolChunkFromResult for an AgentScope 2.0.11 host', () => {
+  const at = '2025-01-02T03:04:05.678000';
+
+  it('turns a resource link into a data block with a url source, defaulting its media type', () => {
+    const chunk = toolChunkFromResult(
+      {
+        content: [
+          { type: 'resource_link', uri: 'demo://resource/dynamic/text/2', name: 'Text 2', mimeType: 'text/plain' },
+          { type: 'resource_link', uri: 'HTTPS://Example.COM', name: 'no type' },
+        ],
+      },
+      '2.0.11',
+      counting(),
+    );
+    expect(chunk.content).toEqual([
+      { type: 'data', id: 'id1', source: { type: 'url', url: 'demo://resource/dynamic/text/2', media_type: 'text/plain' }, name: null, created_at: at, finished_at: null },
+      { type: 'data', id: 'id2', source: { type: 'url', url: 'https://example.com/', media_type: 'application/octet-stream' }, name: null, created_at: at, finished_at: null },
+    ]);
+  });
+
+  it('says so in a text block when a resource link has a URI that is not a URL', () => {
+    const chunk = toolChunkFromResult({ content: [{ type: 'resource_link', uri: 'no scheme here', name: 'x' }] }, '2.0.11', counting());
+    expect(chunk.content).toEqual([{ type: 'text', text: '<unconvertible MCP resource URI: no scheme here>', id: 'id1', created_at: at, finished_at: null }]);
+  });
+
+  it('appends structured content as JSON text only when no text block came out', () => {
+    const structuredContent = { temperature: 33, conditions: 'Cloudy ☁', tags: ['a', 'b'], nested: { ok: true, none: null } };
+    const alone = toolChunkFromResult({ content: [], structuredContent }, '2.0.11', counting());
+    expect(alone.content).toEqual([
+      { type: 'text', text: '{"temperature": 33, "conditions": "Cloudy ☁", "tags": ["a", "b"], "nested": {"ok": true, "none": null}}', id: 'id1', created_at: at, finished_at: null },
+    ]);
+    const withText = toolChunkFromResult({ content: [{ type: 'text', text: '{}' }], structuredContent }, '2.0.11', counting());
+    expect(withText.content.map((b) => b.type)).toEqual(['text']);
+  });
+
+  it('writes an embedded text resource with mime_type, as mcp 2.x models dump it', () => {
+    const chunk = toolChunkFromResult({ content: [{ type: 'resource', resource: { uri: 'demo://r/1', mimeType: 'text/plain', text: 'hello' } }] }, '2.0.11', counting());
+    expect((chunk.content[0] as { text: string }).text).toBe('{\n  "uri": "demo://r/1",\n  "mime_type": "text/plain",\n  "meta": null,\n  "text": "hello"\n}');
+  });
+
+  it('still drops blob resources', () => {
+    const chunk = toolChunkFromResult({ content: [{ type: 'resource', resource: { uri: 'demo://b', blob: 'AAAA' } }] }, '2.0.11', counting());
+    expect(chunk.content).toEqual([]);
   });
 });
 
