@@ -60,6 +60,8 @@ export class DirectoryWatcher {
   private readonly local = new Set<string>();
   private readonly queue: RawEvent[] = [];
   private readonly scanned = new Map<string, number>();
+  /** mtime of each file a daemon write just landed, until its next change event (see handle). */
+  private readonly landedMtimes = new Map<string, bigint>();
   /** Paths whose next rename event is a daemon write landing (reported from its hand-over instead). */
   private readonly landings = new Map<string, number>();
   private unobserve: (() => void) | undefined;
@@ -163,6 +165,11 @@ export class DirectoryWatcher {
     });
   }
 
+  private rememberLandedMtime(p: string, mtimeNs: bigint): void {
+    if (this.landedMtimes.size >= 1000) this.landedMtimes.clear();
+    this.landedMtimes.set(p, mtimeNs);
+  }
+
   private remember(p: string): void {
     const now = Date.now();
     if (this.scanned.size > 1000) for (const [q, t] of this.scanned) if (now - t >= SCAN_DEDUP_MS) this.scanned.delete(q);
@@ -220,6 +227,8 @@ export class DirectoryWatcher {
     if (ev.landing) {
       try {
         for (const type of ev.landing.types) await this.emit(type, full);
+        const st = await lstatOf(full, this.local.has(ev.dir));
+        if (st) this.rememberLandedMtime(full, st.mtimeNs);
       } finally {
         ev.landing.done();
       }
@@ -242,7 +251,11 @@ export class DirectoryWatcher {
     }
     if (ev.kind === 'change') {
       if (!st) return;
-      const attributesOnly = st.isDirectory() || st.ctimeNs > st.mtimeNs;
+      // A chmod within one clock tick of the data write leaves ctime equal to mtime; right after a
+      // daemon write the landed mtime tells it apart: unchanged mtime means only the inode changed.
+      const landedMtime = this.landedMtimes.get(full);
+      this.landedMtimes.delete(full);
+      const attributesOnly = st.isDirectory() || st.ctimeNs > st.mtimeNs || landedMtime === st.mtimeNs;
       return this.emit(attributesOnly ? EventType.CHMOD : EventType.WRITE, full);
     }
     if (st) {
