@@ -32,3 +32,15 @@ export async function readLimitedBody(incoming: Incoming): Promise<Buffer> {
   for await (const chunk of limitedBody(incoming)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** A JSON object body, as gin's binding reads it: 400 `EOF` when empty, 400 for bad JSON or a non-object. */
+export function jsonObjectBody(body: Buffer): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new PicodError(400, body.length === 0 ? 'EOF' : `invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PicodError(400, 'request body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}

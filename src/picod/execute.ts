@@ -9,7 +9,7 @@ import { ensureDirs } from '../services/filesystem/ensure-dirs.js';
 import type { OutputKind } from '../services/process/output.js';
 import type { ProcessRegistry } from '../services/process/registry.js';
 import type { User } from '../system/users.js';
-import { readLimitedBody, type Incoming } from './body.js';
+import { jsonObjectBody, readLimitedBody, type Incoming } from './body.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { PicodError, rfc3339Nano } from './errors.js';
 import { Workspace, WorkspaceError } from './workspace.js';
@@ -49,14 +49,7 @@ interface ExecuteRequest {
 }
 
 function parseRequest(body: Buffer): ExecuteRequest {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new PicodError(400, body.length === 0 ? 'EOF' : `invalid JSON: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PicodError(400, 'request body must be a JSON object');
-  const { command, timeout, working_dir: workingDir, env } = parsed as Record<string, unknown>;
+  const { command, timeout, working_dir: workingDir, env } = jsonObjectBody(body);
   if (command === undefined || command === null) {
     throw new PicodError(400, "Key: 'ExecuteRequest.Command' Error:Field validation for 'Command' failed on the 'required' tag");
   }

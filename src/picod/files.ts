@@ -13,7 +13,7 @@ import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic
 import { permissionString } from '../system/entry.js';
 import { typeByExtension } from '../system/mime.js';
 import type { User } from '../system/users.js';
-import { limitedBody, readLimitedBody, type Incoming } from './body.js';
+import { jsonObjectBody, limitedBody, readLimitedBody, type Incoming } from './body.js';
 import { PicodError, rfc3339Nano } from './errors.js';
 import { Workspace, WorkspaceError } from './workspace.js';
 
@@ -60,14 +60,7 @@ async function save(deps: FilesDeps, target: string, content: Readable, mode: nu
 }
 
 function jsonUploadFields(body: Buffer): { path: string; content: string; mode: string | undefined } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new PicodError(400, body.length === 0 ? 'EOF' : `invalid JSON: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PicodError(400, 'request body must be a JSON object');
-  const { path: p, content, mode } = parsed as Record<string, unknown>;
+  const { path: p, content, mode } = jsonObjectBody(body);
   for (const [name, v] of [['path', p], ['content', content], ['mode', mode]] as const) {
     if (v !== undefined && v !== null && typeof v !== 'string') throw new PicodError(400, `field '${name}' must be a string`);
   }
