@@ -2,7 +2,7 @@
 // native addons, and how it fails when damaged. `npm run test:executable` packages it first; these need root
 // (private mount namespaces for a read-only /tmp and noexec mounts).
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,11 +13,16 @@ const EXE = path.resolve(ROOT, process.env.SANDBOXD_EXECUTABLE || 'build/sandbox
 const STAGE = path.join(path.dirname(EXE), 'sea');
 
 let scratch: string;
+/** A copy of EXE outside /tmp: the tests mount over /tmp, and a checkout may live there. */
+let exe: string;
 
 beforeAll(() => {
   if (!existsSync(EXE)) throw new Error(`${EXE} is missing: run npm run package (npm run test:executable does)`);
   if (process.getuid?.() !== 0) throw new Error('the executable tests need root (mount namespaces)');
   scratch = mkdtempSync('/var/tmp/sandboxd-exe-test-');
+  exe = path.join(scratch, 'sandboxd');
+  copyFileSync(EXE, exe);
+  chmodSync(exe, 0o755);
 });
 
 afterAll(() => {
@@ -30,7 +35,7 @@ afterAll(() => {
  */
 async function startExe(opts: { mounts?: string[]; env?: NodeJS.ProcessEnv; exe?: string } = {}) {
   const port = await freePort();
-  const argv = [opts.exe ?? EXE, '--port', String(port), '--gateway-port', '0', '--host', '127.0.0.1'];
+  const argv = [opts.exe ?? exe, '--port', String(port), '--gateway-port', '0', '--host', '127.0.0.1'];
   const [cmd, ...args] = opts.mounts
     ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `set -e\n${opts.mounts.join('\n')}\nexec "$@"`, 'sh', ...argv]
     : argv;
@@ -103,7 +108,7 @@ describe('the native addons', () => {
     const shared = path.join(scratch, 'shared');
     const r = spawnSync(
       'unshare',
-      ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mkdir -m 0777 ${shared} && mount -t tmpfs -o noexec tmpfs /run && mount -t tmpfs -o noexec tmpfs /var/lib && mount -t tmpfs -o ro tmpfs /tmp && exec "$@"`, 'sh', EXE, '--port', '0', '--gateway-port', '0'],
+      ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mkdir -m 0777 ${shared} && mount -t tmpfs -o noexec tmpfs /run && mount -t tmpfs -o noexec tmpfs /var/lib && mount -t tmpfs -o ro tmpfs /tmp && exec "$@"`, 'sh', exe, '--port', '0', '--gateway-port', '0'],
       { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SANDBOXD_ADDON_DIR: shared } },
     );
     expect(r.status).toBe(1);
