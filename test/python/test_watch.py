@@ -9,6 +9,7 @@ import time
 
 import pytest
 from e2b import AsyncSandbox, FileNotFoundException, FilesystemEvent, FilesystemEventType, Sandbox, SandboxException
+from watch_polling import poll_events
 
 
 async def _seen(events: list[FilesystemEvent], name: str, kind: FilesystemEventType) -> None:
@@ -123,15 +124,6 @@ def _kinds(events: list[FilesystemEvent]) -> list[tuple[str, str]]:
     return [(e.type.name, e.name) for e in events]
 
 
-def _poll_until(handle, count: int) -> list[FilesystemEvent]:
-    events: list[FilesystemEvent] = []
-    deadline = time.monotonic() + 10
-    while len(events) < count and time.monotonic() < deadline:
-        events.extend(handle.get_new_events())
-        if len(events) < count:
-            time.sleep(0.05)
-    return events + handle.get_new_events()
-
 
 def test_sync_watch_sees_an_upload_as_envd_reports_it(sandbox: Sandbox, work_dir: str) -> None:
     """E2B's test_watch_iterated: one poll right after files.write finds envd's three events."""
@@ -141,11 +133,11 @@ def test_sync_watch_sees_an_upload_as_envd_reports_it(sandbox: Sandbox, work_dir
     sandbox.files.write(os.path.join(work_dir, "iterated.txt"), "This file has been modified.")
     assert _kinds(handle.get_new_events()) == [("CHMOD", "iterated.txt"), ("WRITE", "iterated.txt")]
     os.chmod(os.path.join(work_dir, "iterated.txt"), 0o600)
-    assert _kinds(_poll_until(handle, 1)) == [("CHMOD", "iterated.txt")]
+    assert _kinds(poll_events(handle, 1)) == [("CHMOD", "iterated.txt")]
     sandbox.files.rename(os.path.join(work_dir, "iterated.txt"), os.path.join(work_dir, "moved.txt"))
-    assert _kinds(_poll_until(handle, 2)) == [("RENAME", "iterated.txt"), ("CREATE", "moved.txt")]
+    assert _kinds(poll_events(handle, 2)) == [("RENAME", "iterated.txt"), ("CREATE", "moved.txt")]
     sandbox.files.remove(os.path.join(work_dir, "moved.txt"))
-    assert _kinds(_poll_until(handle, 1)) == [("REMOVE", "moved.txt")]
+    assert _kinds(poll_events(handle, 1)) == [("REMOVE", "moved.txt")]
     handle.stop()
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from importlib.metadata import version
 
 import httpx
 import pytest
 from e2b import AsyncSandbox, CommandExitException, FilesystemEvent, FilesystemEventType, FileType, PtySize, Sandbox
+from watch_polling import poll_events
 
 SDK = version("e2b")
 
@@ -69,16 +69,6 @@ def test_legacy_shapes_only_for_connect_python(daemon, shared_dir: str, agent: s
         assert entry["size"] == "5" and entry["owner"] == "root"
 
 
-def _poll(handle, count: int) -> list[FilesystemEvent]:
-    """Polls as the sync SDK's users do until `count` events came (at most 10 s), then once more."""
-    events: list[FilesystemEvent] = []
-    deadline = time.monotonic() + 10
-    while len(events) < count and time.monotonic() < deadline:
-        events.extend(handle.get_new_events())
-        if len(events) < count:
-            time.sleep(0.05)
-    return events + handle.get_new_events()
-
 
 def test_sync_watch_sequence_matches_envd(sandbox: Sandbox, shared_dir: str) -> None:
     handle = sandbox.files.watch_dir(shared_dir)
@@ -88,11 +78,11 @@ def test_sync_watch_sequence_matches_envd(sandbox: Sandbox, shared_dir: str) -> 
     sandbox.files.write(f"{shared_dir}/w.txt", "two")
     assert _names(handle.get_new_events()) == [("CHMOD", "w.txt"), ("WRITE", "w.txt")]
     os.chmod(f"{shared_dir}/w.txt", 0o600)
-    assert _names(_poll(handle, 1)) == [("CHMOD", "w.txt")]
+    assert _names(poll_events(handle, 1)) == [("CHMOD", "w.txt")]
     sandbox.files.rename(f"{shared_dir}/w.txt", f"{shared_dir}/v.txt")
-    assert _names(_poll(handle, 2)) == [("RENAME", "w.txt"), ("CREATE", "v.txt")]
+    assert _names(poll_events(handle, 2)) == [("RENAME", "w.txt"), ("CREATE", "v.txt")]
     sandbox.files.remove(f"{shared_dir}/v.txt")
-    assert _names(_poll(handle, 1)) == [("REMOVE", "v.txt")]
+    assert _names(poll_events(handle, 1)) == [("REMOVE", "v.txt")]
     handle.stop()
 
 
