@@ -5,6 +5,7 @@
  *   npm run bench                 full sizes (256 MiB transfers, 10,000-entry listing, 200 concurrent runs)
  *   BENCH_SMOKE=1 npm run bench   tiny sizes, to keep the harness from rotting
  *   BENCH_EXECUTABLE=0            leaves out the single executable's start and RSS rows (bench/executable.ts)
+ *   BENCH_FLOORS=0                leaves out the floor table: only the peer figures run (with BENCH_ONLY, a few)
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -107,7 +108,8 @@ async function makeFile(p: string, size: number): Promise<void> {
   await fh.close();
 }
 
-async function main(): Promise<void> {
+/** The figures against same-work floors, and the RSS the daemon had before and after them. */
+async function floorFigures(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const results: { idleRss?: number; afterRss?: number } = {};
 
@@ -279,13 +281,6 @@ async function main(): Promise<void> {
     }
   }
 
-  const peers: PeerFigure[] = [];
-  try {
-    peers.push(...(await envdPeerFigures(path.join(WORK, 'peers'))), ...(await gatewayPeerFigures()));
-  } finally {
-    rmSync(WORK, { recursive: true, force: true });
-  }
-
   figures.push({
     figure: 'idle RSS; RSS after the runs above',
     floor: '—',
@@ -295,6 +290,16 @@ async function main(): Promise<void> {
     holds: (results.idleRss ?? Infinity) <= 64 * MiB && (results.afterRss ?? Infinity) <= 160 * MiB,
     ...(results.afterRss === undefined ? { error: 'RSS after the runs was not measured' } : {}),
   });
+}
+
+async function main(): Promise<void> {
+  if (process.env.BENCH_FLOORS !== '0') await floorFigures();
+  const peers: PeerFigure[] = [];
+  try {
+    peers.push(...(await envdPeerFigures(path.join(WORK, 'peers'))), ...(await gatewayPeerFigures()));
+  } finally {
+    rmSync(WORK, { recursive: true, force: true });
+  }
 
   const lines = [
     `# sandboxd benchmark results${SMOKE ? ' (smoke sizes)' : ''}`,

@@ -9,6 +9,7 @@ import { basicAuthUsername } from './auth/user.js';
 import { Filesystem } from './gen/filesystem/filesystem_pb.js';
 import { Process } from './gen/process/process_pb.js';
 import type { NodeHandler } from './listen.js';
+import { ACCEPT_COMPRESSION } from './services/compression.js';
 import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
 import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
@@ -74,6 +75,7 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
       router.service(Process, processService(deps));
     },
     jsonOptions,
+    acceptCompression: ACCEPT_COMPRESSION,
     fallback: (req, res) => void apiListener(req, res as unknown as Res),
   });
 

@@ -1,5 +1,6 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
+import { priorityResetPrefix, raiseDaemonPriority } from './priority.js';
 
 /**
  * Keeping the daemon alive in the sandbox it serves: every process there hangs on it.
@@ -38,6 +39,7 @@ function ownOomScoreAdj(): number | undefined {
  */
 export function protectDaemon(logger: Logger): void {
   protection.prelude = [];
+  raiseDaemonPriority(logger);
   if (process.getuid?.() === 0) {
     try {
       writeFileSync('/proc/self/oom_score_adj', String(DAEMON_OOM_SCORE_ADJ));
@@ -60,9 +62,20 @@ export function protectDaemon(logger: Logger): void {
   else logger.info({ oomScoreAdj: own, childOomScoreAdj: CHILD_OOM_SCORE_ADJ }, 'children get the default oom_score_adj back');
 }
 
-/** `file args` run through the prelude, when there is one. */
+/**
+ * `file args` run through the prelude, when there is one, and exec'd through the priority reset
+ * (priority.ts) when the daemon runs at another nice; with no prelude, through that reset alone.
+ */
 export function withSurvivalPrelude<P extends { file: string; args: string[] }>(plan: P): P {
-  if (protection.prelude.length === 0) return plan;
-  const script = `${protection.prelude.join('; ')}; exec "$0" "$@"`;
+  const reset = priorityResetPrefix();
+  if (protection.prelude.length === 0) {
+    if (reset.length === 0) return plan;
+    return { ...plan, file: reset[0]!, args: [...reset.slice(1), plan.file, ...plan.args] };
+  }
+  const script = `${protection.prelude.join('; ')}; exec ${reset.map(shellQuote).join(' ')}${reset.length > 0 ? ' ' : ''}"$0" "$@"`;
   return { ...plan, file: SHELL, args: ['-c', script, plan.file, ...plan.args] };
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
@@ -53,14 +54,14 @@ async function until(check: () => boolean, what: string, ms = 10_000): Promise<v
 }
 
 /** A Connect-protocol server stream opened by hand, so the test decides when (and whether) to read it. */
-function rawServerStream(url: string, method: string, body: object): Promise<http.IncomingMessage> {
+function rawServerStream(url: string, method: string, body: object, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
   const json = Buffer.from(JSON.stringify(body));
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(json.length, 1);
   return new Promise((resolve, reject) => {
     const req = http.request(`${url}/process.Process/${method}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/connect+json', 'connect-protocol-version': '1' },
+      headers: { 'content-type': 'application/connect+json', 'connect-protocol-version': '1', ...headers },
     });
     req.on('response', resolve);
     req.on('error', reject);
@@ -68,12 +69,17 @@ function rawServerStream(url: string, method: string, body: object): Promise<htt
   });
 }
 
-/** Splits a Connect stream body into its messages; the end-of-stream message has flag 2. */
-function envelopes(body: Buffer): { flags: number; json: Record<string, unknown> }[] {
+/**
+ * Splits a Connect stream body into its messages; the end-of-stream message has flag 2, a
+ * compressed one flag 1 (its bytes go through `decompress`).
+ */
+function envelopes(body: Buffer, decompress: (b: Buffer) => Buffer = (b) => b): { flags: number; json: Record<string, unknown> }[] {
   const out: { flags: number; json: Record<string, unknown> }[] = [];
   for (let off = 0; off + 5 <= body.length; ) {
     const len = body.readUInt32BE(off + 1);
-    out.push({ flags: body[off]!, json: JSON.parse(body.subarray(off + 5, off + 5 + len).toString()) as Record<string, unknown> });
+    const flags = body[off]!;
+    const data = body.subarray(off + 5, off + 5 + len);
+    out.push({ flags, json: JSON.parse((flags & 1 ? decompress(data) : data).toString()) as Record<string, unknown> });
     off += 5 + len;
   }
   return out;
@@ -116,6 +122,22 @@ describe('process RPCs with a Connect client', () => {
     let last: Event | undefined;
     for (let r = await stream.next(); !r.done; r = await stream.next()) last = r.value.event!.event;
     expect(last?.value).toMatchObject({ exitCode: -1, exited: false, status: 'signal: terminated' });
+  });
+
+  it('compresses each message for a client that accepts gzip, and the output arrives byte for byte', async () => {
+    const script = 'seq 1 300000; head -c 200000 /dev/urandom | od -An -tx1 | head -c 100000';
+    const expected = Array.from({ length: 300000 }, (_, i) => `${i + 1}\n`).join('');
+    const res = await rawServerStream(d.url, 'Start', sh(script), { 'connect-accept-encoding': 'gzip' });
+    expect(res.headers['connect-content-encoding']).toBe('gzip');
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const messages = envelopes(Buffer.concat(chunks), gunzipSync);
+    const data = messages.filter((m) => m.flags === 1 && (m.json.event as { data?: unknown }).data);
+    expect(data.length).toBeGreaterThan(1);
+    const out = data.map((m) => Buffer.from(((m.json.event as { data: { stdout?: string } }).data.stdout ?? ''), 'base64')).reduce((a, b) => Buffer.concat([a, b]));
+    expect(out.subarray(0, expected.length).toString()).toBe(expected);
+    expect(out.length).toBe(expected.length + 100000);
+    expect(messages.at(-1)?.flags).toBe(2);
   });
 
   it('works over gRPC as well', async () => {

@@ -5,15 +5,27 @@ import { createConnectTransport } from '@connectrpc/connect-node';
 import { Process, type ProcessEvent } from '../../src/gen/process/process_pb.js';
 import { startDaemon, type DaemonOptions, type RunningDaemon } from '../helpers/daemon.js';
 
+const CAP_SYS_NICE = 23;
 const CAP_SYS_RESOURCE = 24;
 const isRoot = process.getuid?.() === 0;
 const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'));
 const canLower = isRoot && (capEff & (1n << BigInt(CAP_SYS_RESOURCE))) !== 0n;
+const canRaise = isRoot && (capEff & (1n << BigInt(CAP_SYS_NICE))) !== 0n;
+if (!canRaise) console.log('skipping "runs at nice -20": raising the priority needs root with CAP_SYS_NICE, which this run lacks');
 if (!canLower) console.log('skipping "runs with oom_score_adj -1000": lowering oom_score_adj needs root with CAP_SYS_RESOURCE, which this run lacks');
 
 function oomScoreAdj(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim());
 }
+
+/** A process's nice value: field 19 of /proc/<pid>/stat (counted after the parenthesised name). */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+/** Prints the nice value of the shell that runs it. */
+const PRINT_NICE = 'cut -d" " -f19 /proc/self/stat';
 
 async function run(d: RunningDaemon, script: string): Promise<string> {
   const client = createClient(Process, createConnectTransport({ baseUrl: d.url, httpVersion: '1.1' }));
@@ -40,6 +52,11 @@ function survivalSuite(name: string, opts: DaemonOptions, expected: (d: RunningD
     it('gives every child, and what the child forks, the default 0 back', async () => {
       expect(await run(d, 'cat /proc/self/oom_score_adj')).toBe('0\n');
       expect(await run(d, 'sh -c "cat /proc/self/oom_score_adj"')).toBe('0\n');
+    });
+
+    it('gives every child, and what the child forks, the default nice back', async () => {
+      expect(await run(d, PRINT_NICE)).toBe('0\n');
+      expect(await run(d, `sh -c '${PRINT_NICE}'`)).toBe('0\n');
     });
 
     it('runs the program in place of the prelude, with the pid the daemon reports', async () => {
@@ -72,3 +89,14 @@ survivalSuite(
     expect(oomScoreAdj(d.child.pid!)).toBe(canLower ? -1000 : 300);
   },
 );
+
+describe.skipIf(!canRaise)('a daemon that may raise its priority', () => {
+  survivalSuite('runs at nice -20, as envd\'s unit runs envd', {}, (d) => {
+    expect(niceOf(d.child.pid!)).toBe(-20);
+    expect(d.logs.some((r) => r.msg === 'children get the default nice back')).toBe(true);
+  });
+  // A service manager's Nice= stands in here as a wrapper (nice execs the daemon in place).
+  survivalSuite('a daemon started at a nice of its own', { wrap: ['nice', '-n', '5'] }, (d) => {
+    expect(niceOf(d.child.pid!)).toBe(-20);
+  });
+});
