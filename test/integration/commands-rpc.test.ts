@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
@@ -124,14 +124,17 @@ describe('process RPCs with a Connect client', () => {
     expect(last?.value).toMatchObject({ exitCode: -1, exited: false, status: 'signal: terminated' });
   });
 
-  it('compresses each message for a client that accepts gzip, and the output arrives byte for byte', async () => {
+  it.each([
+    ['gzip', gunzipSync],
+    ['br', brotliDecompressSync],
+  ] as const)('compresses each message for a client that accepts %s, and the output arrives byte for byte', async (encoding, decompress) => {
     const script = 'seq 1 300000; head -c 200000 /dev/urandom | od -An -tx1 | head -c 100000';
     const expected = Array.from({ length: 300000 }, (_, i) => `${i + 1}\n`).join('');
-    const res = await rawServerStream(d.url, 'Start', sh(script), { 'connect-accept-encoding': 'gzip' });
-    expect(res.headers['connect-content-encoding']).toBe('gzip');
+    const res = await rawServerStream(d.url, 'Start', sh(script), { 'connect-accept-encoding': encoding });
+    expect(res.headers['connect-content-encoding']).toBe(encoding);
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
-    const messages = envelopes(Buffer.concat(chunks), gunzipSync);
+    const messages = envelopes(Buffer.concat(chunks), (b) => decompress(b));
     const data = messages.filter((m) => m.flags === 1 && (m.json.event as { data?: unknown }).data);
     expect(data.length).toBeGreaterThan(1);
     const out = data.map((m) => Buffer.from(((m.json.event as { data: { stdout?: string } }).data.stdout ?? ''), 'base64')).reduce((a, b) => Buffer.concat([a, b]));
