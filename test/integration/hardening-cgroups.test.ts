@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { Process, type ProcessConfigSchema, type PTYSchema } from '../../src/gen
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { GatewayApi, processesWith, stdioSpec } from './gateway-support.js';
+import { startPicodDaemon, type PicodDaemon } from './picod-support.js';
 
 /**
  * The daemon in cgroups of its own. Nothing here touches the machine's cgroups: the test makes a
@@ -80,21 +81,24 @@ describe.skipIf(skip !== undefined)('a daemon started in a writable cgroup v2', 
   const scratch = path.join(MOUNT, name);
   const offered = () => readFileSync(path.join(scratch, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
   let d: RunningDaemon;
+  let picod: PicodDaemon;
 
   beforeAll(async () => {
     mkdirSync(scratch);
     // Small ceilings for the children, so the limit tests stay gentle: the daemon cuts theirs from these.
     if (offered().includes('pids')) writeFileSync(path.join(scratch, 'pids.max'), '400');
     if (offered().includes('memory')) writeFileSync(path.join(scratch, 'memory.max'), String(512 * 1024 * 1024));
-    d = await startDaemon({
+    picod = await startPicodDaemon({
       cgroups: true,
       gatewayPort: 'free',
       args: ['--cgroup-root', MOUNT],
       wrap: ['/bin/sh', '-c', `echo $$ > ${scratch}/cgroup.procs && exec "$0" "$@"`],
     });
+    d = picod.daemon;
   });
   afterAll(async () => {
     await d?.stop();
+    if (picod) rmSync(picod.workspace, { recursive: true, force: true });
     await removeTree(scratch);
     expect(existsSync(scratch)).toBe(false);
   });
@@ -115,6 +119,15 @@ describe.skipIf(skip !== undefined)('a daemon started in a writable cgroup v2', 
   it('starts a terminal in the terminals\' cgroup', async () => {
     const { out } = await run(d, { cmd: '/bin/sh', args: ['-c', 'grep ^0:: /proc/self/cgroup'] }, { pty: { size: { cols: 80, rows: 24 } } });
     expect(out.replace(/\r/g, '')).toContain(`0::/${name}/sandbox/ptys\n`);
+  });
+
+  it('starts PicoD\'s commands in the children\'s cgroup', async () => {
+    const res = await fetch(`${picod.url}/api/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...picod.auth() },
+      body: JSON.stringify({ command: ['sh', '-c', 'grep ^0:: /proc/self/cgroup'] }),
+    });
+    expect(await res.json()).toMatchObject({ stdout: `0::/${name}/sandbox/user\n`, exit_code: 0 });
   });
 
   it('moves a command run as another user into the children\'s cgroup before it switches user', async () => {
