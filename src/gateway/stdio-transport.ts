@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -73,7 +73,8 @@ export class ProcessGroupStdioTransport implements Transport {
     }
     const childEnv = { ...getDefaultEnvironment(), ...env };
     // Resolved here, not by the prelude's shell, so a missing command is still an error and not exit 127.
-    const plan = withSurvivalPrelude({ file: await findCommand(command, childEnv.PATH, cwd), args });
+    // Synchronous, so the spawn stays in the tick start() was called in (a close() right after sees the child).
+    const plan = withSurvivalPrelude({ file: findCommand(command, childEnv.PATH, cwd), args });
     const child = spawn(plan.file, plan.args, {
       env: childEnv,
       cwd,
@@ -172,16 +173,19 @@ async function settlesWithin(p: Promise<void> | undefined, ms: number): Promise<
  * `command` as execvp would find it (PATH for a bare name, else relative to `cwd`), with the errors
  * the spawn would give: "not found" (ENOENT), "not executable" (EACCES: found, but no x bit).
  */
-async function findCommand(command: string, searchPath: string | undefined, cwd: string | undefined): Promise<string> {
+function findCommand(command: string, searchPath: string | undefined, cwd: string | undefined): string {
   const candidates = command.includes('/')
     ? [path.resolve(cwd ?? process.cwd(), command)]
     : (searchPath ?? '').split(':').filter((d) => d !== '').map((d) => path.resolve(cwd ?? process.cwd(), d, command));
   let denied = false;
   for (const file of candidates) {
-    const st = await stat(file).catch(() => undefined);
-    if (!st?.isFile()) continue;
-    if (await access(file, constants.X_OK).then(() => true, () => false)) return file;
-    denied = true;
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      denied = true;
+    }
   }
   throw new Error(denied ? `command '${command}' is not executable` : `command '${command}' not found`);
 }
