@@ -1,9 +1,9 @@
-import type { Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventType } from '../../gen/filesystem/filesystem_pb.js';
-import { isXattrUnsupported, readMetadata, replaceMetadata } from '../../system/xattrs.js';
+import { isXattrUnsupported, onLocalFilesystem, readMetadata, replaceMetadata } from '../../system/xattrs.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, messageOf } from './errors.js';
 import { announceLanding, tempPathFor } from './replace-hints.js';
@@ -38,6 +38,13 @@ export interface AtomicWriteOptions {
   onXattrUnsupported?: (err: unknown) => void;
   /** Which envd request watchers should see (landingEvents; default upload); the temporary file is never shown. */
   reportAs?: 'upload' | 'compose';
+  /**
+   * Directories this request already found, or made, on a local filesystem; shared by the writes of
+   * one request. Writing into one of them skips ensureDirs and looks the target up synchronously
+   * (a dentry-cache hit, no thread-pool round trip and no ENOENT exception for a new file): for a
+   * form of 10,000 small files that was most of the daemon's CPU per file.
+   */
+  knownDirs?: Set<string>;
 }
 
 /**
@@ -74,12 +81,17 @@ const isNoSpace = (err: unknown): boolean => errnoCode(err) === 'ENOSPC' || errn
  * renamed onto them. Resolves to the path the bytes landed at.
  */
 export async function writeFileAtomically(target: string, source: Readable, opts: AtomicWriteOptions): Promise<string> {
-  try {
-    await ensureDirs(path.dirname(target), opts.uid, opts.gid);
-  } catch (err) {
-    throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error ensuring directories: ${messageOf(err)}`);
+  const dir = path.dirname(target);
+  const known = opts.knownDirs?.has(dir) ?? false;
+  if (!known) {
+    try {
+      await ensureDirs(dir, opts.uid, opts.gid);
+    } catch (err) {
+      throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error ensuring directories: ${messageOf(err)}`);
+    }
+    if (opts.knownDirs && (await onLocalFilesystem(dir))) opts.knownDirs.add(dir);
   }
-  const { dest, existing } = await destinationOf(target);
+  const { dest, existing } = await destinationOf(target, known);
   if (existing?.isDirectory()) throw new WriteFailure('is-directory', `path is a directory: ${target}`);
   if (existing && (!existing.isFile() || (await onPseudoFilesystem(dest)))) {
     await writeInPlace(dest, source, opts);
@@ -90,10 +102,10 @@ export async function writeFileAtomically(target: string, source: Readable, opts
 }
 
 /** Where writing `target` lands: itself, or the file a symlink points to (as O_CREAT through a link does). */
-async function destinationOf(target: string): Promise<{ dest: string; existing: Stats | undefined }> {
+async function destinationOf(target: string, local: boolean): Promise<{ dest: string; existing: Stats | undefined }> {
   let st: Stats | undefined;
   try {
-    st = await lstat(target);
+    st = local ? lstatSync(target, { throwIfNoEntry: false }) : await lstat(target);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw new WriteFailure('internal', `error getting file info: ${messageOf(err)}`);
   }
