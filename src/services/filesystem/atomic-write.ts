@@ -1,4 +1,4 @@
-import { lstatSync, type Stats } from 'node:fs';
+import { lstatSync, writev, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -181,45 +181,101 @@ async function writeInPlace(dest: string, source: Readable, opts: AtomicWriteOpt
 }
 
 /**
- * Pipes source into the file with backpressure and tells a failing source from a failing disk.
+ * Copies source into the file with backpressure and tells a failing source from a failing disk.
+ * Chunks that arrive while a write is in flight are gathered into the next writev(2); the source
+ * is paused once WRITE_CHUNK bytes wait and resumed when they are written. Raw writes on the
+ * descriptor rather than a write stream: for a small file the stream cost more than the write
+ * (its construction, and an ERR_STREAM_ALREADY_FINISHED error built when its handle closes).
  * The source is never destroyed here: it may be the HTTP request, whose socket must survive to
- * carry the error answer (a 507 for a full disk).
+ * carry the error answer (a 507 for a full disk). Settles only with no write in flight, so the
+ * caller may close the handle then.
  */
 function copyInto(source: Readable, fh: FileHandle): Promise<number> {
-  // The stream closes the handle when done (a handle lent to a stream cannot be closed otherwise).
-  const sink = fh.createWriteStream({ highWaterMark: WRITE_CHUNK });
   return new Promise<number>((resolve, reject) => {
+    let waiting: Buffer[] = [];
+    let waitingBytes = 0;
+    let written = 0;
+    let writing = false;
+    let ended = false;
+    let failure: WriteFailure | undefined;
     let settled = false;
-    const settle = (failure?: WriteFailure): void => {
-      if (settled) return;
+    const settle = (): void => {
+      if (settled || writing) return;
       settled = true;
-      // The listeners stay: a late 'error' from either stream must find one rather than crash the daemon.
-      if (!failure) return resolve(sink.bytesWritten);
-      source.unpipe(sink);
-      sink.destroy();
-      reject(failure);
+      // The error listeners stay: a late 'error' must find one rather than crash the daemon.
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('close', onSourceClose);
+      if (failure) reject(failure);
+      else resolve(written);
     };
-    const onSourceError = (err: unknown): void => settle(new WriteFailure('source', messageOf(err), err));
+    const fail = (f: WriteFailure): void => {
+      failure ??= f;
+      settle();
+    };
+    const flush = (): void => {
+      if (writing || failure) return;
+      if (waitingBytes === 0) {
+        if (ended) settle();
+        return;
+      }
+      const chunks = waiting;
+      waiting = [];
+      waitingBytes = 0;
+      writing = true;
+      writeAll(chunks);
+    };
+    // A short write (the disk filling up) is continued; the next write reports why it stopped.
+    const writeAll = (chunks: Buffer[]): void => {
+      writev(fh.fd, chunks, (err, n) => {
+        if (err) {
+          writing = false;
+          return fail(isNoSpace(err) ? new WriteFailure('no-space', 'not enough disk space available') : new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
+        }
+        if (n === 0) {
+          writing = false;
+          return fail(new WriteFailure('internal', 'error writing file: the file takes no more bytes'));
+        }
+        written += n;
+        const rest = unwritten(chunks, n);
+        if (rest.length > 0 && !failure) return writeAll(rest);
+        writing = false;
+        if (failure) return settle();
+        if (!ended) source.resume();
+        flush();
+      });
+    };
+    const onData = (chunk: Buffer): void => {
+      waiting.push(chunk);
+      waitingBytes += chunk.length;
+      if (!writing) flush();
+      else if (waitingBytes >= WRITE_CHUNK) source.pause();
+    };
+    const onEnd = (): void => {
+      ended = true;
+      flush();
+    };
+    const onSourceError = (err: unknown): void => fail(new WriteFailure('source', messageOf(err), err));
     const onSourceClose = (): void => {
-      if (!source.readableEnded) settle(new WriteFailure('source', 'aborted'));
-    };
-    const onSinkError = (err: unknown): void => {
-      if (isNoSpace(err)) settle(new WriteFailure('no-space', 'not enough disk space available'));
-      else settle(new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
-    };
-    const onClose = (): void => {
-      if (sink.writableFinished) settle();
-      else settle(new WriteFailure('internal', 'error writing file: closed early'));
+      if (!source.readableEnded) fail(new WriteFailure('source', 'aborted'));
     };
     source.on('error', onSourceError);
     source.on('close', onSourceClose);
-    sink.on('error', onSinkError);
-    sink.on('close', onClose);
     // The source may have failed while the target was being prepared.
     if (source.errored) return onSourceError(source.errored);
     if (source.destroyed) return onSourceClose();
-    source.pipe(sink);
+    if (source.readableEnded) return onEnd();
+    source.on('end', onEnd);
+    source.on('data', onData);
   });
+}
+
+/** What is left of `chunks` after the first `n` bytes. */
+function unwritten(chunks: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < chunks.length && n >= chunks[i]!.length) n -= chunks[i++]!.length;
+  if (i === chunks.length) return [];
+  return [chunks[i]!.subarray(n), ...chunks.slice(i + 1)];
 }
 
 async function writeMetadata(p: string, opts: AtomicWriteOptions, special = false): Promise<void> {
