@@ -115,6 +115,61 @@ export function treeRss(pid: number): number {
   return total;
 }
 
+/** VmRSS and VmHWM (peak since the last reset) of one process, in bytes. */
+export function ownRss(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+/** Resets a process's VmHWM to its current RSS (clear_refs 5; root, or the same user). */
+function resetPeak(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** How long a workload's "RSS after" waits for the runtime to settle (GC, freed buffers). */
+const SETTLE_MS = 2000;
+
+/**
+ * Two memory figures from one workload run per round: the daemon's peak RSS during it (VmHWM, reset
+ * first) and its RSS SETTLE_MS after it. The second figure reads what the first recorded.
+ */
+function memoryPair(what: string, workload: (s: Side) => Promise<unknown>): Task[] {
+  const after = new Map<string, number[]>();
+  const before = new Map<string, number>();
+  return [
+    {
+      figure: `${what}: peak RSS of the daemon`,
+      kind: 'bytes',
+      warmup: 0,
+      sample: async (s) => {
+        const start = ownRss(s.pid).rss;
+        if (!before.has(s.name)) before.set(s.name, start);
+        resetPeak(s.pid);
+        await workload(s);
+        const { peak } = ownRss(s.pid);
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
+        const settled = ownRss(s.pid).rss;
+        after.set(s.name, [...(after.get(s.name) ?? []), settled]);
+        process.stderr.write(`bench:     ${s.name}: RSS ${fmtBytes(start)} before, ${fmtBytes(peak)} peak, ${fmtBytes(settled)} ${SETTLE_MS / 1000} s after\n`);
+        return peak;
+      },
+      note: () => `RSS before the first round: ${[...before].map(([n, b]) => `${n} ${fmtBytes(b)}`).join(', ')} (the daemons ran the figures above first)`,
+    },
+    {
+      figure: `${what}: RSS of the daemon ${SETTLE_MS / 1000} s after`,
+      kind: 'bytes',
+      rounds: 1,
+      warmup: 0,
+      sample: async (s) => {
+        const got = after.get(s.name);
+        if (!got?.length) throw new Error('measured with the peak figure before it: select both (BENCH_ONLY=RSS)');
+        return median(got);
+      },
+    },
+  ];
+}
+
 async function waitHealthy(url: string, child: ChildProcess, what: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
@@ -223,6 +278,8 @@ interface Task {
   warmup?: number;
   /** One sample on one side: ms for time, bytes/s for rate. */
   sample(s: Side): Promise<number>;
+  /** Said beside the figure, once it is measured. */
+  note?(): string | undefined;
 }
 
 /** The envd-face figures, each measured on every side with the same client code. */
@@ -372,6 +429,15 @@ function envdTasks(work: string): Task[] {
         );
       },
     },
+    ...memoryPair(`${(SMOKE ? 20 : 1000).toLocaleString('en')} concurrent \`commands.run\``, (s) =>
+      Promise.all(Array.from({ length: SMOKE ? 20 : 1000 }, (_, i) => s.sandbox.commands.run(`echo ${i}`, { user: BENCH_USER, timeoutMs: 0, requestTimeoutMs: 0 }))),
+    ),
+    ...memoryPair(`${(SMOKE ? 200 : 10_000).toLocaleString('en')} SDK \`files.getInfo\` (Stat, 64 in flight)`, (s) =>
+      pool(Array.from({ length: SMOKE ? 200 : 10_000 }, (_, i) => path.join(many, `f${i % LIST_ENTRIES}.txt`)), 64, (p) => s.sandbox.files.getInfo(p, { user: 'root' })),
+    ),
+    ...memoryPair(`${SMOKE ? 20 : 500} concurrent \`GET /files\` of a 4 KiB file`, (s) =>
+      Promise.all(Array.from({ length: SMOKE ? 20 : 500 }, () => download(`${s.url}/files?path=${encodeURIComponent(small)}&username=root`))),
+    ),
     {
       figure: '`watchDir` event latency',
       kind: 'time',
@@ -423,7 +489,7 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
         const o = medians.at(-1)!;
         const t = bin ? medians[0] : undefined;
         const ratio = t === undefined ? undefined : task.kind === 'rate' ? o / t : t / o;
-        out.push({ figure: task.figure, peer: 'envd', theirs: t, ours: o, kind: task.kind, ratio, note: skip });
+        out.push({ figure: task.figure, peer: 'envd', theirs: t, ours: o, kind: task.kind, ratio, note: skip ?? task.note?.() });
         process.stderr.write(`bench:   envd ${fmt(task.kind, t)}, sandboxd ${fmt(task.kind, o)}, ratio ${ratio?.toFixed(2) ?? '—'}\n`);
       } catch (err) {
         out.push({ figure: task.figure, peer: 'envd', theirs: undefined, ours: undefined, kind: task.kind, ratio: undefined, error: (err as Error).message });

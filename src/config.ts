@@ -21,6 +21,10 @@ export interface Config {
   workspace: string | undefined;
   /** The router's public key (PEM) from PICOD_AUTH_PUBLIC_KEY, read once at start. */
   picodPublicKey: string | undefined;
+  /** Put the daemon and its children in cgroups of their own (off with --no-cgroups). */
+  cgroups: boolean;
+  /** Where cgroup v2 is mounted (envd's --cgroup-root). */
+  cgroupRoot: string;
 }
 
 export const USAGE = `sandboxd: envd-compatible sandbox daemon with an MCP gateway
@@ -44,6 +48,9 @@ Usage: sandboxd [options]
   --port-forward        make services listening only on 127.0.0.1/::1 reachable on the
                         external addresses, same port (default: on when --host goes
                         beyond loopback); --no-port-forward turns it off
+  --cgroup-root <dir>   where cgroup v2 is mounted (default /sys/fs/cgroup); as root the
+                        daemon moves itself into <own cgroup>/daemon and its children into
+                        <own cgroup>/sandbox/{user,ptys} with limits; --no-cgroups turns it off
   --version             print the version and exit
   --help                print this help and exit
 `;
@@ -90,6 +97,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'picod-port': { type: 'string' },
         workspace: { type: 'string' },
         'port-forward': { type: 'boolean' },
+        cgroups: { type: 'boolean' },
+        'cgroup-root': { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -118,6 +127,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       picodPort: parsePort('--picod-port', values['picod-port'] ?? (env.SANDBOXD_PICOD_PORT || undefined), env.PICOD_AUTH_PUBLIC_KEY ? 8080 : 0),
       workspace: values.workspace,
       picodPublicKey: env.PICOD_AUTH_PUBLIC_KEY || undefined,
+      cgroups: values.cgroups ?? true,
+      cgroupRoot: values['cgroup-root'] ?? '/sys/fs/cgroup',
     },
   };
 }

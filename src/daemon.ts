@@ -42,7 +42,7 @@ function facesFor(deps: ServiceDeps): Face[] {
 
 /** Starts every face on its port at the configured hosts; resolves once they listen. */
 export async function startDaemon(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Daemon> {
-  protectDaemon(logger);
+  protectDaemon(logger, { root: config.cgroupRoot, enabled: config.cgroups });
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
   const ports = new Map<string, number>();

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { safeEqual } from '../auth/token.js';
 import type { ServiceDeps } from '../services/context.js';
 import { CaCertInstaller } from '../system/ca-certs.js';
+import { withSurvivalPrelude } from '../system/survival.js';
 import { ENVD_COMPAT_VERSION } from '../state.js';
 import type { FaceEnv } from '../face.js';
 import { parseJsonBody, rfc3339Problem } from './json-body.js';
@@ -57,7 +58,8 @@ function syncClock(deps: ServiceDeps, ts: string): void {
   const now = Date.now();
   if (!(now < target - 50 || now > target + 5000)) return;
   if (process.getuid?.() !== 0) return;
-  const child = spawn('date', ['-u', '-s', `@${(target / 1000).toFixed(3)}`], { stdio: 'ignore' });
+  const plan = withSurvivalPrelude({ file: 'date', args: ['-u', '-s', `@${(target / 1000).toFixed(3)}`] });
+  const child = spawn(plan.file, plan.args, { stdio: 'ignore' });
   child.on('error', (err) => deps.logger.warn({ err }, 'could not set the clock'));
   child.on('exit', (code) => {
     if (code !== 0) deps.logger.warn({ code }, 'could not set the clock');

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -7,6 +9,7 @@ import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/s
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
+import { withSurvivalPrelude } from '../system/survival.js';
 
 export interface StdioServerLaunch {
   command: string;
@@ -68,8 +71,12 @@ export class ProcessGroupStdioTransport implements Transport {
       const st = await stat(cwd).catch(() => undefined);
       if (!st?.isDirectory()) throw new Error(`cwd '${cwd}' is not an existing directory`);
     }
-    const child = spawn(command, args, {
-      env: { ...getDefaultEnvironment(), ...env },
+    const childEnv = { ...getDefaultEnvironment(), ...env };
+    // Resolved here, not by the prelude's shell, so a missing command is still an error and not exit 127.
+    // Synchronous, so the spawn stays in the tick start() was called in (a close() right after sees the child).
+    const plan = withSurvivalPrelude({ file: findCommand(command, childEnv.PATH, cwd), args });
+    const child = spawn(plan.file, plan.args, {
+      env: childEnv,
       cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
       // A new session and process group, so close() can signal every process the server started.
@@ -160,4 +167,25 @@ async function settlesWithin(p: Promise<void> | undefined, ms: number): Promise<
   const done = await Promise.race([p?.then(() => true), timedOut]);
   ac.abort();
   return done === true;
+}
+
+/**
+ * `command` as execvp would find it (PATH for a bare name, else relative to `cwd`), with the errors
+ * the spawn would give: "not found" (ENOENT), "not executable" (EACCES: found, but no x bit).
+ */
+function findCommand(command: string, searchPath: string | undefined, cwd: string | undefined): string {
+  const candidates = command.includes('/')
+    ? [path.resolve(cwd ?? process.cwd(), command)]
+    : (searchPath ?? '').split(':').filter((d) => d !== '').map((d) => path.resolve(cwd ?? process.cwd(), d, command));
+  let denied = false;
+  for (const file of candidates) {
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      denied = true;
+    }
+  }
+  throw new Error(denied ? `command '${command}' is not executable` : `command '${command}' not found`);
 }

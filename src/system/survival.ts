@@ -1,5 +1,7 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
+import { setprivBinary } from '../services/process/launch.js';
+import { manageCgroups, type CgroupOptions, type ChildCgroups, type ChildGroup } from './cgroups.js';
 
 /**
  * Keeping the daemon alive in the sandbox it serves: every process there hangs on it.
@@ -10,6 +12,10 @@ import type { Logger } from '../log.js';
  * prelude that writes its own /proc/self/oom_score_adj and then execs the program (same pid): no
  * window in which the child, or anything it forks, runs protected. envd wraps its children the same
  * way (it gives them 100).
+ *
+ * Where cgroup v2 is writable the same prelude moves the child into its group (see cgroups.ts)
+ * before the exec. Joining a cgroup takes root, so a child that Node would switch to another uid
+ * itself goes through setpriv instead, after the prelude has run as root.
  */
 export const DAEMON_OOM_SCORE_ADJ = -1000;
 export const CHILD_OOM_SCORE_ADJ = 0;
@@ -17,11 +23,19 @@ export const CHILD_OOM_SCORE_ADJ = 0;
 const SHELL = '/bin/sh';
 
 interface Protection {
-  /** Shell commands a child runs before exec'ing its program; empty when nothing needs undoing. */
-  prelude: string[];
+  /** Resets oom_score_adj; undefined when children start with the default anyway. */
+  oom: string | undefined;
+  /** Where each kind of child goes; undefined when they stay in the daemon's cgroup. */
+  cgroups: ChildCgroups | undefined;
+  /** setpriv, for children that must switch uid after joining their cgroup. */
+  setpriv: string | null;
 }
 
-const protection: Protection = { prelude: [] };
+const protection: Protection = { oom: undefined, cgroups: undefined, setpriv: null };
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
 
 function ownOomScoreAdj(): number | undefined {
   try {
@@ -36,8 +50,24 @@ function ownOomScoreAdj(): number | undefined {
  * CAP_SYS_RESOURCE; without it a value a service manager gave (systemd's OOMScoreAdjust, as E2B's
  * envd unit sets) is kept. Whatever the daemon's value, children get the default back.
  */
-export function protectDaemon(logger: Logger): void {
-  protection.prelude = [];
+export function protectDaemon(logger: Logger, cgroups: CgroupOptions = { root: '/sys/fs/cgroup', enabled: false }): void {
+  protection.oom = undefined;
+  protection.cgroups = undefined;
+  protectFromOomKiller(logger);
+  const children = manageCgroups(cgroups, logger);
+  if (children === undefined) return;
+  try {
+    accessSync(SHELL, constants.X_OK);
+  } catch {
+    logger.warn({ shell: SHELL }, 'no shell to move children into their cgroups: they stay in the daemon\'s');
+    return;
+  }
+  protection.cgroups = children;
+  protection.setpriv = setprivBinary();
+  if (protection.setpriv === null) logger.warn('setpriv not found: children started as another user stay in the daemon\'s cgroup');
+}
+
+function protectFromOomKiller(logger: Logger): void {
   if (process.getuid?.() === 0) {
     try {
       writeFileSync('/proc/self/oom_score_adj', String(DAEMON_OOM_SCORE_ADJ));
@@ -55,14 +85,31 @@ export function protectDaemon(logger: Logger): void {
     logger.warn({ shell: SHELL, oomScoreAdj: own }, 'no shell to reset oom_score_adj: children inherit the daemon\'s');
     return;
   }
-  protection.prelude = [`{ echo ${CHILD_OOM_SCORE_ADJ} > /proc/self/oom_score_adj; } 2>/dev/null`];
+  protection.oom = `{ echo ${CHILD_OOM_SCORE_ADJ} > /proc/self/oom_score_adj; } 2>/dev/null`;
   if (own === DAEMON_OOM_SCORE_ADJ) logger.info({ oomScoreAdj: own, childOomScoreAdj: CHILD_OOM_SCORE_ADJ }, 'daemon protected from the OOM killer');
   else logger.info({ oomScoreAdj: own, childOomScoreAdj: CHILD_OOM_SCORE_ADJ }, 'children get the default oom_score_adj back');
 }
 
-/** `file args` run through the prelude, when there is one. */
-export function withSurvivalPrelude<P extends { file: string; args: string[] }>(plan: P): P {
-  if (protection.prelude.length === 0) return plan;
-  const script = `${protection.prelude.join('; ')}; exec "$0" "$@"`;
-  return { ...plan, file: SHELL, args: ['-c', script, plan.file, ...plan.args] };
+/**
+ * `file args` run through the prelude, when there is one; `group` says which cgroup the child
+ * joins (commands and MCP servers: user; terminals: pty).
+ */
+export function withSurvivalPrelude<P extends { file: string; args: string[]; uid?: number; gid?: number }>(plan: P, group: ChildGroup = 'user'): P {
+  const steps: string[] = [];
+  if (protection.oom !== undefined) steps.push(protection.oom);
+  let exec = 'exec "$0" "$@"';
+  let rest: Partial<P> = {};
+  const cgroup = protection.cgroups?.[group];
+  if (cgroup !== undefined && (plan.uid === undefined || protection.setpriv !== null)) {
+    steps.push(`{ echo $$ > ${shellQuote(`${cgroup}/cgroup.procs`)}; } 2>/dev/null`);
+    if (plan.uid !== undefined) {
+      // Node would switch uid before the prelude runs; setpriv switches after it (same groups: none besides gid).
+      const gid = plan.gid ?? plan.uid;
+      exec = `exec ${shellQuote(protection.setpriv!)} --reuid=${plan.uid} --regid=${gid} --groups=${gid} -- "$0" "$@"`;
+      rest = { uid: undefined, gid: undefined } as Partial<P>;
+    }
+  }
+  if (steps.length === 0) return plan;
+  const script = `${steps.join('; ')}; ${exec}`;
+  return { ...plan, ...rest, file: SHELL, args: ['-c', script, plan.file, ...plan.args] };
 }

@@ -14,7 +14,6 @@ interface Db {
   users: Map<string, User>;
   userNames: Map<number, string>;
   groupNames: Map<number, string>;
-  stamp: string;
 }
 
 /** Owner and group names by id: a UserDb, or a snapshot of it taken for one request. */
@@ -41,22 +40,31 @@ export class UserDb {
     private readonly groupPath = '/etc/group',
   ) {}
 
-  private stamp(): string {
-    const parts: string[] = [];
+  /**
+   * True when both files still have the mtime, size and inode `stamp` holds (updated in place when
+   * not). Runs on every lookup, so it allocates nothing beyond the two Stats objects.
+   */
+  private unchanged(stamp: number[]): boolean {
+    let same = true;
+    let i = 0;
     for (const p of [this.passwdPath, this.groupPath]) {
-      try {
-        const st = statSync(p);
-        parts.push(`${st.mtimeMs}:${st.size}:${st.ino}`);
-      } catch {
-        parts.push('-');
-      }
+      const st = statSync(p, { throwIfNoEntry: false });
+      const mtime = st?.mtimeMs ?? -1;
+      const size = st?.size ?? -1;
+      const ino = st?.ino ?? -1;
+      if (stamp[i] !== mtime || stamp[i + 1] !== size || stamp[i + 2] !== ino) same = false;
+      stamp[i] = mtime;
+      stamp[i + 1] = size;
+      stamp[i + 2] = ino;
+      i += 3;
     }
-    return parts.join('|');
+    return same;
   }
 
+  private readonly stamp: number[] = [NaN, NaN, NaN, NaN, NaN, NaN];
+
   private load(): Db {
-    const stamp = this.stamp();
-    if (this.db && this.db.stamp === stamp) return this.db;
+    if (this.unchanged(this.stamp) && this.db) return this.db;
     const users = new Map<string, User>();
     const userNames = new Map<number, string>();
     const groupNames = new Map<number, string>();
@@ -81,7 +89,7 @@ export class UserDb {
       if (!users.has(name)) users.set(name, { name, uid, gid, home: home || '/', shell: shell || '/bin/sh', groups });
       if (!userNames.has(uid)) userNames.set(uid, name);
     }
-    this.db = { users, userNames, groupNames, stamp };
+    this.db = { users, userNames, groupNames };
     return this.db;
   }
 

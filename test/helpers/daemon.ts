@@ -44,6 +44,11 @@ export interface DaemonOptions {
   wrap?: string[];
   /** The daemon's command (default daemonCommand()): e.g. `[build/sandboxd]`. */
   command?: string[];
+  /**
+   * Let the daemon manage cgroups (default off: `--no-cgroups`, so that no test moves processes in
+   * the machine's own cgroups; a test that turns it on starts the daemon in a scratch cgroup).
+   */
+  cgroups?: boolean;
 }
 
 /** Starts the built daemon as a child process and resolves once both faces listen. */
@@ -52,6 +57,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const args = [...entry, '--port', String(opts.port ?? 0), '--log-level', 'debug'];
   const gw = opts.gatewayPort ?? 'off';
   args.push('--gateway-port', gw === 'off' ? '0' : String(gw === 'free' ? await freePort() : gw));
+  if (!opts.cgroups) args.push('--no-cgroups');
   args.push(...(opts.args ?? []));
   const [command, ...prefix] = [...(opts.wrap ?? []), daemon!];
   const child = spawn(command!, [...prefix, ...args], {

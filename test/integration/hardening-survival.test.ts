@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { Process, type ProcessEvent } from '../../src/gen/process/process_pb.js';
 import { startDaemon, type DaemonOptions, type RunningDaemon } from '../helpers/daemon.js';
+import { GatewayApi, processesWith, stdioSpec } from './gateway-support.js';
 
 const CAP_SYS_RESOURCE = 24;
 const isRoot = process.getuid?.() === 0;
@@ -29,7 +31,7 @@ function survivalSuite(name: string, opts: DaemonOptions, expected: (d: RunningD
   describe(name, () => {
     let d: RunningDaemon;
     beforeAll(async () => {
-      d = await startDaemon(opts);
+      d = await startDaemon({ gatewayPort: 'free', ...opts });
     });
     afterAll(async () => {
       await d?.stop();
@@ -40,6 +42,18 @@ function survivalSuite(name: string, opts: DaemonOptions, expected: (d: RunningD
     it('gives every child, and what the child forks, the default 0 back', async () => {
       expect(await run(d, 'cat /proc/self/oom_score_adj')).toBe('0\n');
       expect(await run(d, 'sh -c "cat /proc/self/oom_score_adj"')).toBe('0\n');
+    });
+
+    it('gives the gateway\'s MCP servers the default back too', async () => {
+      const marker = `sbx-oom-${randomUUID()}`;
+      const api = new GatewayApi(d.gatewayUrl);
+      expect((await api.post('/mcps', stdioSpec('ev', marker))).status).toBe(200);
+      try {
+        const [pid] = processesWith(marker);
+        expect(oomScoreAdj(pid!)).toBe(0);
+      } finally {
+        await api.delete('/mcps/ev');
+      }
     });
 
     it('runs the program in place of the prelude, with the pid the daemon reports', async () => {

@@ -106,6 +106,8 @@ def start_daemon(envd_port: int, gateway_port: int, extra: list[str]) -> Daemon:
         )
     env = {k: v for k, v in os.environ.items() if k not in ("SANDBOXD_ACCESS_TOKEN", "SANDBOXD_GATEWAY_TOKEN")}
     cmd = [node, str(ENTRY), "--port", str(envd_port), "--gateway-port", str(gateway_port), "--log-level", "debug"]
+    # No test moves processes in the machine's own cgroups (test/integration/hardening-cgroups.test.ts uses a scratch one).
+    cmd.append("--no-cgroups")
     proc = subprocess.Popen(cmd + extra, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     logs: collections.deque = collections.deque(maxlen=2000)
 

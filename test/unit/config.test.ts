@@ -11,6 +11,11 @@ describe('parseConfig', () => {
     expect(p.kind === 'run' && p.config.accessToken).toBe('a');
     expect(p.kind === 'run' && p.config.gatewayToken).toBe('g');
   });
+  it('manages cgroups under /sys/fs/cgroup unless told another root or --no-cgroups, as envd', () => {
+    expect(parseConfig([], {})).toMatchObject({ config: { cgroups: true, cgroupRoot: '/sys/fs/cgroup' } });
+    expect(parseConfig(['--cgroup-root', '/sys/fs/cgroup/unified'], {})).toMatchObject({ config: { cgroups: true, cgroupRoot: '/sys/fs/cgroup/unified' } });
+    expect(parseConfig(['--no-cgroups'], {})).toMatchObject({ config: { cgroups: false } });
+  });
   it('refuses bad ports and unknown flags', () => {
     expect(() => parseConfig(['--port', 'x'], {})).toThrow(UsageError);
     expect(() => parseConfig(['--port', '70000'], {})).toThrow(UsageError);

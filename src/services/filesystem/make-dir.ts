@@ -22,7 +22,7 @@ export async function makeDir(fs: FilesystemContext, req: MakeDirRequest, ctx: H
     throw wrapped(Code.Internal, 'error creating directory', err);
   }
   try {
-    return create(MakeDirResponseSchema, { entry: await entryInfo(path, fs.deps.users) });
+    return create(MakeDirResponseSchema, { entry: await entryInfo(path, fs.deps.users.names()) });
   } catch (err) {
     throw wrapped(Code.Internal, 'error getting file info', err);
   }

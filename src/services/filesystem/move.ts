@@ -24,7 +24,7 @@ export async function move(fs: FilesystemContext, req: MoveRequest, ctx: Handler
     throw wrapped(Code.Internal, 'error renaming', err);
   }
   try {
-    return create(MoveResponseSchema, { entry: await entryInfo(destination, fs.deps.users) });
+    return create(MoveResponseSchema, { entry: await entryInfo(destination, fs.deps.users.names()) });
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw wrapped(Code.NotFound, 'file not found', err);
     throw wrapped(Code.Internal, 'error getting file info', err);

@@ -8,7 +8,7 @@ import type { FilesystemContext } from './context.js';
 export async function stat(fs: FilesystemContext, req: StatRequest, ctx: HandlerContext): Promise<StatResponse> {
   const { path } = fs.resolve(req.path, ctx);
   try {
-    return create(StatResponseSchema, { entry: await entryInfo(path, fs.deps.users) });
+    return create(StatResponseSchema, { entry: await entryInfo(path, fs.deps.users.names()) });
   } catch (err) {
     throw fsError(err, `file not found: lstat ${path}`);
   }

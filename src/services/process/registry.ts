@@ -91,7 +91,7 @@ export class ProcessRegistry {
     const cwd = await resolveCwd(config.cwd, user, this.deps.state.defaultWorkdir);
     const env = processEnv(user, this.deps.state.envVars, config.envs);
     const file = await resolveExecutable(config.cmd, cwd, env.PATH, user);
-    const plan = withSurvivalPrelude(launchPlan(user, file, config.args, { nodeSpawn: !spec.pty }));
+    const plan = withSurvivalPrelude(launchPlan(user, file, config.args, { nodeSpawn: !spec.pty }), spec.pty ? 'pty' : 'user');
     if (plan.degraded) this.logger.warn({ user: user.name }, 'setpriv not found: process runs without its supplementary groups');
     const meta = { config, tag: spec.tag };
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,5 +30,24 @@ describe('UserDb names', () => {
     expect(before.userName(1001)).toBe('1001');
     expect(db.userName(1001)).toBe('newbie');
     expect(db.names().groupName(1001)).toBe('newbie');
+  });
+
+  it('sees a file replaced by rename even with the same size and mtime (useradd writes a new file)', () => {
+    expect(() => db.lookup('root')).not.toThrow();
+    const old = statSync(passwd());
+    const next = path.join(dir, 'passwd+');
+    writeFileSync(next, 'toor:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n');
+    utimesSync(next, old.atime, old.mtime);
+    renameSync(next, passwd());
+    expect(db.lookup('toor').uid).toBe(0);
+    expect(() => db.lookup('root')).toThrow("user 'root' not found");
+  });
+
+  it('follows a group file that appears after start', () => {
+    rmSync(group());
+    db = new UserDb(passwd(), group());
+    expect(db.lookup('user').groups).toEqual([1000]);
+    writeFileSync(group(), 'root:x:0:\nuser:x:1000:\nwheel:x:10:user\n');
+    expect(db.lookup('user').groups).toEqual([1000, 10]);
   });
 });
