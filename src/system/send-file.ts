@@ -63,7 +63,8 @@ export function sendFileRange(fh: FileHandle, sink: Writable, start: number, end
       }
       if (!gone) sink.end();
     } catch (err) {
-      sink.destroy(err as Error);
+      // Without the error: the sink may have no 'error' listener; the caller gets the error instead.
+      sink.destroy();
       throw err;
     } finally {
       sink.off('close', onClose);
