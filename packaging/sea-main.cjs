@@ -6,24 +6,28 @@
 //   sandboxd.cache    V8's code cache for it, made by running this entry once at package time
 //   addons/<file>     the native addon packages (node-pty, fs-xattr): their JS and compiled .node files
 //
-// At start it checks every asset it uses against the SHA-256 sums in MANIFEST (a damaged or truncated file
-// fails here with one clear line and exit code 70, not somewhere inside the daemon), compiles the bundle with
-// its code cache, and hands the bundle a `require` that loads the addons from a private directory: a .node
-// file must be a real file for dlopen, so the addons are written out once, content-addressed by their hash.
+// At start it checks every asset it uses against the size and CRC-32 in MANIFEST (a damaged or truncated file
+// fails here with one clear line and exit code 70, not somewhere inside the daemon), makes sure the addons are
+// written out to a private directory (a .node file must be a real file for dlopen, so they are written once,
+// content-addressed by their hash), compiles the bundle with its code cache, and hands the bundle a `require`
+// that loads the addons from there when the daemon first asks for them. CRC-32 (zlib's, native) rather than
+// SHA-256: it finds accidental damage (a flipped bit, a cut) as well, and node:crypto would cost ~20 ms and
+// ~3 MiB at every start. The checks are against damage, not an attacker, who could rewrite MANIFEST as easily.
 //
 // Outside a SEA (package time, and to measure the bundle alone) the assets come from the folder named by
 // SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<file> the entry writes V8's code cache there on SIGUSR2,
 // then exits.
 const { Buffer } = require('node:buffer');
-const crypto = require('node:crypto');
+const { performance } = require('node:perf_hooks');
 const fs = require('node:fs');
 const { createRequire } = require('node:module');
 const os = require('node:os');
 const path = require('node:path');
 const process = require('node:process');
 const vm = require('node:vm');
+const { crc32 } = require('node:zlib');
 
-/** @type {{ version: string, node: string, key: string, files: Record<string, string>, addons: string[] }} */
+/** @type {{ version: string, node: string, key: string, files: Record<string, { size: number, crc32: number }>, addons: string[] }} */
 const MANIFEST = JSON.parse('__SANDBOXD_MANIFEST__');
 
 /** Exit code for a damaged executable: systemd's unit does not restart on it (RestartPreventExitStatus). */
@@ -53,12 +57,12 @@ function asset(name) {
   } catch (err) {
     damaged(`asset '${name}' is missing: ${err.message}`);
   }
-  if (sha256(bytes) !== want) damaged(`asset '${name}' does not match its SHA-256`);
+  if (!matches(bytes, want)) damaged(`asset '${name}' does not match its checksum`);
   return bytes;
 }
 
-function sha256(bytes) {
-  return crypto.createHash('sha256').update(bytes).digest('hex');
+function matches(bytes, want) {
+  return bytes.length === want.size && crc32(bytes) === want.crc32;
 }
 
 // --- the native addons, written out to a private directory -------------------------------------------------
@@ -120,7 +124,7 @@ function privateDir(dir) {
 function intact(dir) {
   return MANIFEST.addons.every((name) => {
     try {
-      return sha256(fs.readFileSync(path.join(dir, name))) === MANIFEST.files[`addons/${name}`];
+      return matches(fs.readFileSync(path.join(dir, name)), MANIFEST.files[`addons/${name}`]);
     } catch {
       return false;
     }
@@ -160,27 +164,30 @@ function extractInto(base) {
   return final;
 }
 
-let addonRequire;
-
-/** A require that resolves the addon packages in their extracted folder (made on first use). */
-function requireAddon(id) {
-  if (!addonRequire) {
-    const tried = [];
-    for (const dir of candidates()) {
-      try {
-        const folder = extractInto(privateDir(dir));
-        addonRequire = createRequire(path.join(folder, 'node_modules', '.sandboxd'));
-        if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: addons in ${folder}\n`);
-        break;
-      } catch (err) {
-        tried.push(`${dir}: ${err.message}`);
-      }
-    }
-    if (!addonRequire) {
-      process.stderr.write(`sandboxd: no private directory for the native addons (set SANDBOXD_ADDON_DIR):\n  ${tried.join('\n  ')}\n`);
-      process.exit(1);
+/**
+ * The folder holding the extracted addons, made (or checked) at start so that a host with no usable
+ * directory fails at once with the reasons, not at the daemon's first PTY or file request.
+ */
+function addonFolder() {
+  const tried = [];
+  for (const dir of candidates()) {
+    try {
+      const folder = extractInto(privateDir(dir));
+      if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: addons in ${folder}\n`);
+      return folder;
+    } catch (err) {
+      tried.push(`${dir}: ${err.message}`);
     }
   }
+  process.stderr.write(`sandboxd: no private directory for the native addons (set SANDBOXD_ADDON_DIR):\n  ${tried.join('\n  ')}\n`);
+  process.exit(1);
+}
+
+let addonRequire;
+
+/** A require that resolves the addon packages in their extracted folder; they load when first asked for. */
+function requireAddon(id) {
+  addonRequire ??= createRequire(path.join(folder, 'node_modules', '.sandboxd'));
   return addonRequire(id);
 }
 
@@ -192,11 +199,16 @@ function bundleRequire(id) {
   return addonNames.has(id) ? requireAddon(id) : require(id);
 }
 
+const mark = (what) => process.env.SANDBOXD_SEA_DEBUG && process.stderr.write(`sandboxd: ${what} at ${performance.now().toFixed(1)} ms\n`);
+mark('entry');
+const folder = addonFolder();
 const source = asset('sandboxd.cjs').toString('latin1'); // the bundle is ASCII (esbuild charset: 'ascii')
 const writeCache = process.env.SANDBOXD_SEA_WRITE_CACHE;
 // SANDBOXD_SEA_NO_CACHE=1 compiles from source, to measure what the cache saves.
 const cachedData = writeCache || process.env.SANDBOXD_SEA_NO_CACHE === '1' ? undefined : asset('sandboxd.cache');
+mark('assets checked');
 const script = new vm.Script(source, { filename: 'sandboxd.cjs', cachedData });
+mark('compiled');
 if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: code cache ${cachedData ? (script.cachedDataRejected ? 'rejected' : 'accepted') : 'absent'}\n`);
 const wrapper = script.runInThisContext();
 const mod = { exports: {} };
@@ -211,3 +223,4 @@ if (writeCache) {
 }
 
 wrapper.call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), 'sandboxd.cjs'), path.dirname(process.execPath));
+mark('bundle ran');

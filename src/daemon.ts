@@ -1,13 +1,12 @@
 import { isLoopbackOnly, type Config } from './config.js';
-import { honoHandler, type Face } from './face.js';
-import { createGateway } from './gateway/app.js';
+import type { Face } from './face.js';
+import type { Gateway } from './gateway/app.js';
+import { lazyHandler } from './lazy.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
-import { picodFace } from './picod/app.js';
 import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
-import { closeProcesses } from './services/process/index.js';
 import { DaemonState } from './state.js';
 import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
@@ -20,17 +19,27 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** The faces the configuration asks for, envd first. */
-function facesFor(deps: ServiceDeps): Face[] {
+/**
+ * The faces the configuration asks for, envd first. PicoD's code loads only when its face is on, and the
+ * envd face loads its RPC stack on first use (src/server.ts).
+ */
+async function facesFor(deps: ServiceDeps): Promise<Face[]> {
   const { config } = deps;
   const faces: Face[] = [{ name: 'envd', port: config.port, handler: createEnvdHandler(deps) }];
   if (config.gatewayPort !== 0) {
-    const gateway = createGateway(deps);
+    // Its code (Hono, and the MCP SDK behind it) loads with the first request to the gateway.
+    let gateway: Gateway | undefined;
+    const handler = lazyHandler('gateway', deps.logger, async () => {
+      const [app, face] = await Promise.all([import('./gateway/app.js'), import('./face.js')]);
+      gateway = app.createGateway(deps);
+      return face.honoHandler(gateway.app);
+    });
     // Once the port stops taking requests, every registered MCP server stops (no orphans after SIGTERM).
-    faces.push({ name: 'gateway', port: config.gatewayPort, handler: honoHandler(gateway.app), close: () => gateway.close() });
+    faces.push({ name: 'gateway', port: config.gatewayPort, handler, close: async () => gateway?.close() });
   }
   if (config.picodPort !== 0) {
     try {
+      const { picodFace } = await import('./picod/app.js');
       faces.push(picodFace(deps, config.picodPort));
     } catch (err) {
       // As PicoD refuses to start without a usable key; the other faces serve on.
@@ -47,7 +56,7 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
   const closers: (() => Promise<void>)[] = [];
   const ports = new Map<string, number>();
 
-  for (const face of facesFor(deps)) {
+  for (const face of await facesFor(deps)) {
     const server = new DualProtocolServer(face.handler, logger);
     const bound = await server.listen(face.port, config.hosts);
     closers.push(() => server.close().then(() => face.close?.()));
@@ -73,6 +82,9 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     gatewayPort: ports.get('gateway'),
     picodPort: ports.get('picod'),
     async close() {
+      // The registry is loaded with the first command (the process service or PicoD): loaded here,
+      // unused, it finds nothing to stop.
+      const { closeProcesses } = await import('./services/process/registry.js');
       await closeProcesses(deps);
       await Promise.all(closers.map((c) => c()));
     },

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Logger } from './log.js';
 
@@ -119,24 +119,34 @@ function guarded(handler: NodeHandler, logger: Logger | undefined): NodeHandler 
  */
 export class DualProtocolServer {
   readonly h1: http.Server;
-  readonly h2: http2.Http2Server;
+  private h2server: http2.Http2Server | undefined;
+  private readonly handler: NodeHandler;
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
 
   constructor(handler: NodeHandler, logger?: Logger) {
-    handler = guarded(handler, logger);
-    this.h1 = http.createServer({ keepAliveTimeout: IDLE_MS, requestTimeout: 0 }, handler as http.RequestListener);
-    this.h2 = http2.createServer(
+    this.handler = guarded(handler, logger);
+    this.h1 = http.createServer({ keepAliveTimeout: IDLE_MS, requestTimeout: 0 }, this.handler as http.RequestListener);
+  }
+
+  /**
+   * The h2c server, made on the first HTTP/2 connection: node:http2 (with the TLS code it pulls in) costs
+   * ~60 ms and ~12 MiB to load, which a daemon that only ever sees HTTP/1.1 clients never pays.
+   */
+  get h2(): http2.Http2Server {
+    if (this.h2server) return this.h2server;
+    const h2 = process.getBuiltinModule('node:http2').createServer(
       { settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: 1000 } },
-      handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      this.handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     // A larger connection window keeps big streams from stalling on WINDOW_UPDATE round trips.
-    this.h2.on('session', (session) => {
+    h2.on('session', (session) => {
       session.setLocalWindowSize(16 * 1024 * 1024);
       // After a malformed frame nghttp2 sends GOAWAY but Node keeps the socket open, and nothing
       // would ever close it: an idle session goes after the keep-alive time HTTP/1.1 gets.
       session.setTimeout(IDLE_MS, () => session.destroy());
     });
+    return (this.h2server = h2);
   }
 
   private accept(socket: net.Socket): void {

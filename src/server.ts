@@ -1,19 +1,9 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { getRequestListener } from '@hono/node-server';
-import { createApiApp } from './api/app.js';
-import { STRICT_TEXT_DECODER } from './api/json-body.js';
 import { safeEqual } from './auth/token.js';
-import { basicAuthUsername } from './auth/user.js';
-import { Filesystem } from './gen/filesystem/filesystem_pb.js';
-import { Process } from './gen/process/process_pb.js';
+import { lazyHandler } from './lazy.js';
 import type { NodeHandler } from './listen.js';
-import { ACCEPT_COMPRESSION } from './services/compression.js';
 import type { ServiceDeps } from './services/context.js';
-import { filesystemService } from './services/filesystem/index.js';
-import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
-import { processService } from './services/process/index.js';
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -24,7 +14,7 @@ const TOKEN_EXEMPT = new Set(['GET /health', 'POST /init', 'GET /files', 'POST /
 const EXPOSED_HEADERS = 'Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, Location, Cache-Control, X-Content-Type-Options';
 const ALLOWED_METHODS = 'HEAD, GET, POST, PUT, PATCH, DELETE';
 
-function sendJson(res: Res, status: number, body: unknown): void {
+export function sendJson(res: Res, status: number, body: unknown): void {
   const text = JSON.stringify(body) + '\n';
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
@@ -55,33 +45,19 @@ function applyCors(req: Req, res: Res): boolean {
   return false;
 }
 
-/** The envd face's single request handler: CORS, token, user check, then Connect or the HTTP API. */
+/**
+ * The envd face's single request handler: CORS and the access token here, then the rest of the face
+ * (src/envd-routes.ts: user check, Connect, the HTTP API), which loads on the first request that needs it.
+ * A `/health` without credentials is answered here, as the API's route does (src/api/health.ts), so a
+ * daemon only probed for liveness has not loaded protobuf-es, Connect, Hono (whose Node adapter loads
+ * Node's fetch, undici) or the services: README, "In an image", says what each costs.
+ */
 export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
-  const api = createApiApp(deps);
-  const apiListener = getRequestListener(api.fetch, {
-    errorHandler: (err) => {
-      deps.logger.error({ err }, 'http api failure');
-      return new Response('internal error', { status: 500 });
-    },
-  });
-  // Connect's JSON codec also takes a TextDecoder (the adapter's type omits it): a fatal one makes a
-  // body that is not UTF-8, or starts with a BOM, invalid_argument, as envd's protojson answers.
-  const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
-  const filesystem = filesystemService(deps);
-  const legacyRpc = legacyFilesystemHandler(filesystem);
-  const rpc = connectNodeAdapter({
-    routes: (router) => {
-      router.service(Filesystem, filesystem);
-      router.service(Process, processService(deps));
-    },
-    jsonOptions,
-    acceptCompression: ACCEPT_COMPRESSION,
-    fallback: (req, res) => void apiListener(req, res as unknown as Res),
-  });
+  const routes = lazyHandler('envd routes', deps.logger, () => import('./envd-routes.js').then((m) => m.envdRoutes(deps)));
 
   return (req, res) => {
     if (applyCors(req, res)) return;
-    const { state, users } = deps;
+    const { state } = deps;
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (state.accessToken !== undefined && !TOKEN_EXEMPT.has(`${req.method} ${pathname}`)) {
       const given = req.headers['x-access-token'];
@@ -93,12 +69,11 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
         return;
       }
     }
-    const username = basicAuthUsername(req.headers.authorization);
-    if (username !== undefined && !users.exists(username)) {
-      sendJson(res, 401, { code: 'unauthenticated', message: `invalid username: '${username}'` });
+    if (pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD') && req.headers.authorization === undefined) {
+      res.writeHead(204, { 'Cache-Control': 'no-store' });
+      res.end();
       return;
     }
-    if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
-    else rpc(req, res);
+    routes(req, res);
   };
 }

@@ -31,6 +31,8 @@ interface UploadContext {
   user: User;
   metadata: Record<string, string>;
   contentLength: number | undefined;
+  /** Directories this request found on a local filesystem (AtomicWriteOptions.knownDirs). */
+  knownDirs: Set<string>;
 }
 
 const METADATA_HEADER = 'x-metadata-';
@@ -84,7 +86,7 @@ export function registerUpload(app: Hono<FaceEnv>, deps: ServiceDeps): void {
 
     const contentType = (incoming.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
     const lengthHeader = Number(incoming.headers['content-length']);
-    const ctx: UploadContext = { deps, user, metadata, contentLength: lengthHeader > 0 ? lengthHeader : undefined };
+    const ctx: UploadContext = { deps, user, metadata, contentLength: lengthHeader > 0 ? lengthHeader : undefined, knownDirs: new Set() };
     try {
       let entries: UploadedEntry[];
       if (contentType === 'application/octet-stream') {
@@ -119,10 +121,12 @@ async function uploadOne(target: string, source: Readable, ctx: UploadContext): 
     metadata: ctx.metadata,
     keepMode: true,
     reportAs: 'upload',
+    knownDirs: ctx.knownDirs,
     onXattrUnsupported: (err) => ctx.deps.logger.warn({ err, path: target }, 'filesystem has no xattrs; metadata not kept'),
   });
   const entry: UploadedEntry = { path: target, name: path.basename(target), type: 'file' };
-  const persisted = await readMetadata(landed);
+  // Without metadata asked for, the write leaves none (a fresh file, or the old set cleared).
+  const persisted = Object.keys(ctx.metadata).length > 0 ? await readMetadata(landed) : {};
   if (Object.keys(persisted).length > 0) entry.metadata = persisted;
   return entry;
 }

@@ -9,13 +9,14 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ServiceDeps } from '../services/context.js';
 import { contentDisposition, sniffType, typeByExtension } from '../system/mime.js';
 import type { FaceEnv } from '../face.js';
+import { sendFileRange } from '../system/send-file.js';
 import { negotiateEncoding } from './encoding.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
 import { registerCompose } from './files-compose.js';
 import { registerUpload } from './files-upload.js';
 
-/** Bytes read from disk per chunk: large enough to keep syscalls and stream overhead low. */
+/** Bytes read from disk per chunk for gzip, whose compression costs far more than the reads. */
 const READ_CHUNK = 256 * 1024;
 
 /**
@@ -133,14 +134,15 @@ export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
       return c.body(null, status, headers);
     }
 
-    const source = createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, start, end: range.kind === 'partial' ? end : undefined });
     try {
       res.writeHead(status, headers);
-      if (gzip) await pipeline(source, createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
-      else await pipeline(source, res);
+      if (gzip) await pipeline(createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, autoClose: false }), createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
+      else await sendFileRange(fh, res, start, end);
     } catch (err) {
-      // The client went away mid-stream; nothing more can be sent.
+      // The client went away mid-stream, or the file could not be read; nothing more can be sent.
       deps.logger.debug({ err, path: resolved }, 'download interrupted');
+    } finally {
+      await fh.close().catch(() => undefined);
     }
     return RESPONSE_ALREADY_SENT;
   });

@@ -1,7 +1,7 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 /** What went wrong, independent of HTTP; the REST layer maps it to a status. */
-export type GatewayErrorKind = 'invalid' | 'not_found' | 'conflict' | 'upstream';
+export type GatewayErrorKind = 'invalid' | 'not_found' | 'conflict' | 'upstream' | 'too_large';
 
 export class GatewayError extends Error {
   constructor(
@@ -18,6 +18,7 @@ export const STATUS_OF: Record<GatewayErrorKind, ContentfulStatusCode> = {
   not_found: 404,
   conflict: 409,
   upstream: 500,
+  too_large: 413,
 };
 
 /** Quotes a value the way AgentScope's messages do (Python `repr` of a string). */

@@ -1,8 +1,7 @@
-import { createReadStream, type BigIntStats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { lstat, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
@@ -11,6 +10,7 @@ import type { FaceEnv } from '../face.js';
 import type { Logger } from '../log.js';
 import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic-write.js';
 import { permissionString } from '../system/entry.js';
+import { sendFileRange } from '../system/send-file.js';
 import { typeByExtension } from '../system/mime.js';
 import type { User } from '../system/users.js';
 import { jsonObjectBody, limitedBody, readLimitedBody, type Incoming } from './body.js';
@@ -200,9 +200,11 @@ export function filesRoutes(deps: FilesDeps): Hono<FaceEnv> {
     const res = c.env.outgoing;
     try {
       res.writeHead(status, headers);
-      await pipeline(createReadStream('', { fd: fh, start, end, highWaterMark: 256 * 1024 }), res);
+      await sendFileRange(fh, res, start, end);
     } catch (err) {
       deps.logger.debug({ err, path: file }, 'picod download interrupted');
+    } finally {
+      await fh.close().catch(() => undefined);
     }
     return RESPONSE_ALREADY_SENT;
   });

@@ -1,6 +1,6 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import { setprivBinary } from '../services/process/launch.js';
+import { setprivBinary } from './setpriv.js';
 import { manageCgroups, type CgroupOptions, type ChildCgroups, type ChildGroup } from './cgroups.js';
 import { priorityResetPrefix, raiseDaemonPriority } from './priority.js';
 

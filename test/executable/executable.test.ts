@@ -154,7 +154,7 @@ describe('a damaged executable', () => {
     writeFileSync(bad, exe, { mode: 0o755 });
     const r = run(bad, ['--version']);
     expect(r.status).toBe(70);
-    expect(r.stderr).toBe("sandboxd: this executable is damaged (asset 'sandboxd.cjs' does not match its SHA-256); install build/sandboxd again\n");
+    expect(r.stderr).toBe("sandboxd: this executable is damaged (asset 'sandboxd.cjs' does not match its checksum); install build/sandboxd again\n");
   });
 
   it('that was cut short dies at exec by a signal instead of running (systemd does not restart on it)', () => {

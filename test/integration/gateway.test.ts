@@ -201,6 +201,21 @@ describe('gateway REST API with stdio upstreams', () => {
     expect((await fetch(`${d.gatewayUrl}/health`)).status).toBe(200);
   });
 
+  it('answers 413 for a chunked body that grows past 16 MiB, without a Content-Length to go by', async () => {
+    const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 17) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${d.gatewayUrl}/mcps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ detail: 'request body larger than 16777216 bytes' });
+    expect((await fetch(`${d.gatewayUrl}/health`)).status).toBe(200);
+  });
+
   it('answers 404 for an unknown MCP on every route', async () => {
     const detail = "'ghost' not found for agent='' session=''";
     expect(await api.get('/mcps/ghost/tools')).toMatchObject({ status: 404, body: { detail } });

@@ -85,6 +85,22 @@ describe('PicoD face: /api/files', () => {
     }
   });
 
+  it('serves a single byte range with 206 and Content-Range, and 416 for a range past the end', async () => {
+    const bytes = randomBytes(2 * 1024 * 1024 + 11);
+    writeFileSync(inWs('ranged.bin'), bytes);
+    const ranged = (range: string) => fetch(`${p.url}/api/files/ranged.bin`, { headers: { ...p.auth(), range } });
+    const mid = await ranged('bytes=1048570-1048600');
+    expect(mid.status).toBe(206);
+    expect(mid.headers.get('content-range')).toBe(`bytes 1048570-1048600/${bytes.length}`);
+    expect(Buffer.from(await mid.arrayBuffer()).equals(bytes.subarray(1048570, 1048601))).toBe(true);
+    const tail = await ranged('bytes=1000-');
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer()).equals(bytes.subarray(1000))).toBe(true);
+    const past = await ranged(`bytes=${bytes.length + 5}-`);
+    expect(past.status).toBe(416);
+    expect(past.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+  });
+
   it('takes absolute paths as relative to the workspace', async () => {
     const res = await uploadJson({ path: '/abs/inside.txt', content: Buffer.from('x').toString('base64') });
     expect(((await res.json()) as FileInfo).path).toBe('abs/inside.txt');

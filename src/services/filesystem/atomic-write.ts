@@ -1,9 +1,9 @@
-import type { Stats } from 'node:fs';
+import { lstatSync, writev, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventType } from '../../gen/filesystem/filesystem_pb.js';
-import { isXattrUnsupported, readMetadata, replaceMetadata } from '../../system/xattrs.js';
+import { isXattrUnsupported, onLocalFilesystem, readMetadata, replaceMetadata } from '../../system/xattrs.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, messageOf } from './errors.js';
 import { announceLanding, tempPathFor } from './replace-hints.js';
@@ -38,6 +38,13 @@ export interface AtomicWriteOptions {
   onXattrUnsupported?: (err: unknown) => void;
   /** Which envd request watchers should see (landingEvents; default upload); the temporary file is never shown. */
   reportAs?: 'upload' | 'compose';
+  /**
+   * Directories this request already found, or made, on a local filesystem; shared by the writes of
+   * one request. Writing into one of them skips ensureDirs and looks the target up synchronously
+   * (a dentry-cache hit, no thread-pool round trip and no ENOENT exception for a new file): for a
+   * form of 10,000 small files that was most of the daemon's CPU per file.
+   */
+  knownDirs?: Set<string>;
 }
 
 /**
@@ -74,12 +81,17 @@ const isNoSpace = (err: unknown): boolean => errnoCode(err) === 'ENOSPC' || errn
  * renamed onto them. Resolves to the path the bytes landed at.
  */
 export async function writeFileAtomically(target: string, source: Readable, opts: AtomicWriteOptions): Promise<string> {
-  try {
-    await ensureDirs(path.dirname(target), opts.uid, opts.gid);
-  } catch (err) {
-    throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error ensuring directories: ${messageOf(err)}`);
+  const dir = path.dirname(target);
+  const known = opts.knownDirs?.has(dir) ?? false;
+  if (!known) {
+    try {
+      await ensureDirs(dir, opts.uid, opts.gid);
+    } catch (err) {
+      throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error ensuring directories: ${messageOf(err)}`);
+    }
+    if (opts.knownDirs && (await onLocalFilesystem(dir))) opts.knownDirs.add(dir);
   }
-  const { dest, existing } = await destinationOf(target);
+  const { dest, existing } = await destinationOf(target, known);
   if (existing?.isDirectory()) throw new WriteFailure('is-directory', `path is a directory: ${target}`);
   if (existing && (!existing.isFile() || (await onPseudoFilesystem(dest)))) {
     await writeInPlace(dest, source, opts);
@@ -90,10 +102,10 @@ export async function writeFileAtomically(target: string, source: Readable, opts
 }
 
 /** Where writing `target` lands: itself, or the file a symlink points to (as O_CREAT through a link does). */
-async function destinationOf(target: string): Promise<{ dest: string; existing: Stats | undefined }> {
+async function destinationOf(target: string, local: boolean): Promise<{ dest: string; existing: Stats | undefined }> {
   let st: Stats | undefined;
   try {
-    st = await lstat(target);
+    st = local ? lstatSync(target, { throwIfNoEntry: false }) : await lstat(target);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw new WriteFailure('internal', `error getting file info: ${messageOf(err)}`);
   }
@@ -169,45 +181,101 @@ async function writeInPlace(dest: string, source: Readable, opts: AtomicWriteOpt
 }
 
 /**
- * Pipes source into the file with backpressure and tells a failing source from a failing disk.
+ * Copies source into the file with backpressure and tells a failing source from a failing disk.
+ * Chunks that arrive while a write is in flight are gathered into the next writev(2); the source
+ * is paused once WRITE_CHUNK bytes wait and resumed when they are written. Raw writes on the
+ * descriptor rather than a write stream: for a small file the stream cost more than the write
+ * (its construction, and an ERR_STREAM_ALREADY_FINISHED error built when its handle closes).
  * The source is never destroyed here: it may be the HTTP request, whose socket must survive to
- * carry the error answer (a 507 for a full disk).
+ * carry the error answer (a 507 for a full disk). Settles only with no write in flight, so the
+ * caller may close the handle then.
  */
 function copyInto(source: Readable, fh: FileHandle): Promise<number> {
-  // The stream closes the handle when done (a handle lent to a stream cannot be closed otherwise).
-  const sink = fh.createWriteStream({ highWaterMark: WRITE_CHUNK });
   return new Promise<number>((resolve, reject) => {
+    let waiting: Buffer[] = [];
+    let waitingBytes = 0;
+    let written = 0;
+    let writing = false;
+    let ended = false;
+    let failure: WriteFailure | undefined;
     let settled = false;
-    const settle = (failure?: WriteFailure): void => {
-      if (settled) return;
+    const settle = (): void => {
+      if (settled || writing) return;
       settled = true;
-      // The listeners stay: a late 'error' from either stream must find one rather than crash the daemon.
-      if (!failure) return resolve(sink.bytesWritten);
-      source.unpipe(sink);
-      sink.destroy();
-      reject(failure);
+      // The error listeners stay: a late 'error' must find one rather than crash the daemon.
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('close', onSourceClose);
+      if (failure) reject(failure);
+      else resolve(written);
     };
-    const onSourceError = (err: unknown): void => settle(new WriteFailure('source', messageOf(err), err));
+    const fail = (f: WriteFailure): void => {
+      failure ??= f;
+      settle();
+    };
+    const flush = (): void => {
+      if (writing || failure) return;
+      if (waitingBytes === 0) {
+        if (ended) settle();
+        return;
+      }
+      const chunks = waiting;
+      waiting = [];
+      waitingBytes = 0;
+      writing = true;
+      writeAll(chunks);
+    };
+    // A short write (the disk filling up) is continued; the next write reports why it stopped.
+    const writeAll = (chunks: Buffer[]): void => {
+      writev(fh.fd, chunks, (err, n) => {
+        if (err) {
+          writing = false;
+          return fail(isNoSpace(err) ? new WriteFailure('no-space', 'not enough disk space available') : new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
+        }
+        if (n === 0) {
+          writing = false;
+          return fail(new WriteFailure('internal', 'error writing file: the file takes no more bytes'));
+        }
+        written += n;
+        const rest = unwritten(chunks, n);
+        if (rest.length > 0 && !failure) return writeAll(rest);
+        writing = false;
+        if (failure) return settle();
+        if (!ended) source.resume();
+        flush();
+      });
+    };
+    const onData = (chunk: Buffer): void => {
+      waiting.push(chunk);
+      waitingBytes += chunk.length;
+      if (!writing) flush();
+      else if (waitingBytes >= WRITE_CHUNK) source.pause();
+    };
+    const onEnd = (): void => {
+      ended = true;
+      flush();
+    };
+    const onSourceError = (err: unknown): void => fail(new WriteFailure('source', messageOf(err), err));
     const onSourceClose = (): void => {
-      if (!source.readableEnded) settle(new WriteFailure('source', 'aborted'));
-    };
-    const onSinkError = (err: unknown): void => {
-      if (isNoSpace(err)) settle(new WriteFailure('no-space', 'not enough disk space available'));
-      else settle(new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
-    };
-    const onClose = (): void => {
-      if (sink.writableFinished) settle();
-      else settle(new WriteFailure('internal', 'error writing file: closed early'));
+      if (!source.readableEnded) fail(new WriteFailure('source', 'aborted'));
     };
     source.on('error', onSourceError);
     source.on('close', onSourceClose);
-    sink.on('error', onSinkError);
-    sink.on('close', onClose);
     // The source may have failed while the target was being prepared.
     if (source.errored) return onSourceError(source.errored);
     if (source.destroyed) return onSourceClose();
-    source.pipe(sink);
+    if (source.readableEnded) return onEnd();
+    source.on('end', onEnd);
+    source.on('data', onData);
   });
+}
+
+/** What is left of `chunks` after the first `n` bytes. */
+function unwritten(chunks: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < chunks.length && n >= chunks[i]!.length) n -= chunks[i++]!.length;
+  if (i === chunks.length) return [];
+  return [chunks[i]!.subarray(n), ...chunks.slice(i + 1)];
 }
 
 async function writeMetadata(p: string, opts: AtomicWriteOptions, special = false): Promise<void> {

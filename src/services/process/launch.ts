@@ -1,5 +1,5 @@
-import { accessSync, constants } from 'node:fs';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { setprivBinary } from '../../system/setpriv.js';
 import type { User } from '../../system/users.js';
 
 /** What to exec so that a program runs as a user: the file, its argv, and uid/gid for Node to set (if any). */
@@ -10,27 +10,7 @@ export interface LaunchPlan {
   gid?: number;
 }
 
-const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv'];
-
-function findSetpriv(): string | undefined {
-  for (const p of SETPRIV_CANDIDATES) {
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
-
-let setprivPath: string | null | undefined;
-
-/** util-linux's setpriv, looked up once; null when it is not installed. */
-export function setprivBinary(): string | null {
-  if (setprivPath === undefined) setprivPath = findSetpriv() ?? null;
-  return setprivPath;
-}
+export { setprivBinary };
 
 function sameGroups(a: readonly number[], b: readonly number[]): boolean {
   const sa = new Set(a);
