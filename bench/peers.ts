@@ -142,6 +142,7 @@ function memoryPair(what: string, workload: (s: Side) => Promise<unknown>): Task
       figure: `${what}: peak RSS of the daemon`,
       kind: 'bytes',
       warmup: 0,
+      fresh: true,
       sample: async (s) => {
         const start = ownRss(s.pid).rss;
         if (!before.has(s.name)) before.set(s.name, start);
@@ -154,7 +155,7 @@ function memoryPair(what: string, workload: (s: Side) => Promise<unknown>): Task
         process.stderr.write(`bench:     ${s.name}: RSS ${fmtBytes(start)} before, ${fmtBytes(peak)} peak, ${fmtBytes(settled)} ${SETTLE_MS / 1000} s after\n`);
         return peak;
       },
-      note: () => `RSS before the first round: ${[...before].map(([n, b]) => `${n} ${fmtBytes(b)}`).join(', ')} (the daemons ran the figures above first)`,
+      note: () => `RSS before the first round: ${[...before].map(([n, b]) => `${n} ${fmtBytes(b)}`).join(', ')} (freshly started daemons, one health check and one SDK connection each)`,
     },
     {
       figure: `${what}: RSS of the daemon ${SETTLE_MS / 1000} s after`,
@@ -285,6 +286,8 @@ interface Task {
   sample(s: Side): Promise<number>;
   /** Said beside the figure, once it is measured. */
   note?(): string | undefined;
+  /** Run on freshly started daemons, so what the figures before it left in memory does not count. */
+  fresh?: boolean;
 }
 
 /** The envd-face figures, each measured on every side with the same client code. */
@@ -478,16 +481,30 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
   let envd: { child: ChildProcess; url: string } | undefined;
   let ours: RunningDaemon | undefined;
   const out: PeerFigure[] = [];
-  try {
+  let sides: Side[] = [];
+  const start = async (): Promise<void> => {
     ours = await startDaemon({ port: 0, args: ['--log-level', 'info'] });
-    const sides: Side[] = [];
+    sides = [];
     if (bin) {
       envd = await startEnvd(bin);
       sides.push({ name: 'envd', url: envd.url, pid: envd.child.pid!, sandbox: await Sandbox.create({ debug: true, sandboxUrl: envd.url }) });
     }
     sides.push({ name: 'sandboxd', url: ours.url, pid: ours.child.pid!, sandbox: await Sandbox.create({ debug: true, sandboxUrl: ours.url }) });
+  };
+  const stop = async (): Promise<void> => {
+    if (envd) await stopChild(envd.child);
+    await ours?.stop();
+    envd = undefined;
+    ours = undefined;
+  };
+  try {
+    await start();
     for (const task of envdTasks(work)) {
       if (ONLY && !ONLY.test(task.figure)) continue;
+      if (task.fresh) {
+        await stop();
+        await start();
+      }
       process.stderr.write(`bench: ${task.figure} (${sides.map((s) => s.name).join(' vs ')}) …\n`);
       try {
         const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample, Math.min(WARMUP, task.warmup ?? 1));
@@ -502,8 +519,7 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
       rmSync(path.join(work, 'tree'), { recursive: true, force: true });
     }
   } finally {
-    if (envd) await stopChild(envd.child);
-    await ours?.stop();
+    await stop();
   }
   return out;
 }
