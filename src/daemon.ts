@@ -30,6 +30,10 @@ async function facesFor(deps: ServiceDeps): Promise<Face[]> {
     // Its code (Hono, and the MCP SDK behind it) loads with the first request to the gateway.
     let gateway: Gateway | undefined;
     const handler = lazyHandler('gateway', deps.logger, async () => {
+      // The envd face's modules are evaluated first, as when everything loaded at start: Hono's listener
+      // replaces the global Request/Response, and the envd routes evaluated after that reset the Python
+      // SDK's ListDir connection (the compat suite's first test, after its /health poll on this port).
+      await import('./envd-routes.js');
       const [app, face] = await Promise.all([import('./gateway/app.js'), import('./face.js')]);
       gateway = app.createGateway(deps);
       return face.honoHandler(gateway.app);

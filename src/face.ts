@@ -17,6 +17,6 @@ export interface Face {
 
 /** The Node handler serving a Hono app. */
 export function honoHandler(app: { fetch: Parameters<typeof getRequestListener>[0] }): NodeHandler {
-  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  const listener = getRequestListener(app.fetch);
   return (req, res) => void listener(req, res);
 }
