@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { firstExecutable } from './find-executable.js';
 import { getPriority, setPriority } from 'node:os';
 import type { Logger } from '../log.js';
 
@@ -24,18 +24,6 @@ const NICE_CANDIDATES = ['/usr/bin/nice', '/bin/nice'];
 /** What a child's program is exec'd through to get CHILD_NICE back; empty when the daemon runs at it. */
 let resetPrefix: string[] = [];
 
-function findNice(): string | undefined {
-  for (const p of NICE_CANDIDATES) {
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
-
 /**
  * As root, raises the daemon's priority to DAEMON_NICE (Linux: the main thread, which every child
  * is forked from, and the thread-pool threads it starts later), when children can be given the
@@ -43,7 +31,7 @@ function findNice(): string | undefined {
  */
 export function raiseDaemonPriority(logger: Logger): void {
   resetPrefix = [];
-  const nice = findNice();
+  const nice = firstExecutable(NICE_CANDIDATES);
   if (process.getuid?.() === 0) {
     if (nice === undefined) {
       logger.warn('no nice binary to give children the default priority back: the daemon keeps its own');
