@@ -257,6 +257,7 @@ static void on_exit_ready(uv_poll_t *handle, int status, int events) {
     } else if (info.si_code == CLD_EXITED) {
       code = info.si_status;
     } else {
+      code = -1;
       signal = info.si_status;
     }
   }
