@@ -39,9 +39,15 @@ export interface SpawnedChild {
 }
 
 /**
- * Starts the child (clone with CLONE_VM|CLONE_VFORK: returns once it has exec'd). A failure before
- * the exec throws an Error with `code` ('ENOENT', 'EACCES', ...), `errno`, `syscall` (the failed step)
- * and `path`; the child is reaped. `onExit` runs once, on the loop, with the exit code (or -1) and the
- * number of the signal that ended the child (or 0).
+ * Starts the child: clone(CLONE_VM|CLONE_VFORK) on a thread-pool thread, so the loop runs on while
+ * the child sets itself up and execs. Options it cannot use throw a TypeError at once. Then
+ * `onSpawned` runs on the loop: with the child once it has exec'd, or with an Error carrying `code`
+ * ('ENOENT', 'EACCES', ...), `errno`, `syscall` (the failed step) and `path` when a step before the
+ * exec failed (the child is reaped; `onExit` never runs). `onExit` runs once, on the loop, with the
+ * exit code (-1 after a signal) and the number of the signal that ended the child (or 0).
  */
-export function spawn(options: SpawnOptions, onExit: (code: number, signal: number) => void): SpawnedChild;
+export function spawn(
+  options: SpawnOptions,
+  onExit: (code: number, signal: number) => void,
+  onSpawned: (error: NodeJS.ErrnoException | undefined, child?: SpawnedChild) => void,
+): void;

@@ -182,8 +182,9 @@ static napi_value throw_last(napi_env env, const char *what) {
   return NULL;
 }
 
-// A Node-style system error: message `spawn <file> ENOENT`, with code, errno (negative) and syscall.
-static napi_value throw_errno(napi_env env, int err, const char *step, const char *file) {
+// A Node-style system error: message `spawn <file> ENOENT`, with code, errno (negative), syscall
+// (the failed step) and path; NULL when it cannot be made.
+static napi_value errno_error(napi_env env, int err, const char *step, const char *file) {
   const char *code = uv_err_name(-err);
   char msg[4200];
   if (strcmp(step, "execve") == 0) snprintf(msg, sizeof msg, "spawn %s %s", file, code);
@@ -198,10 +199,23 @@ static napi_value throw_errno(napi_env env, int err, const char *step, const cha
       napi_set_named_property(env, error, "errno", jerrno) != napi_ok ||
       napi_set_named_property(env, error, "syscall", jsyscall) != napi_ok ||
       napi_set_named_property(env, error, "path", jpath) != napi_ok) {
-    return throw_last(env, "creating the spawn error");
+    return NULL;
   }
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *step, const char *file) {
+  napi_value error = errno_error(env, err, step, file);
+  if (error) napi_throw(env, error);
+  else throw_last(env, "creating the spawn error");
   return NULL;
+}
+
+// A plain Error with `message`, for failures that are not the child's (NULL when it cannot be made).
+static napi_value plain_error(napi_env env, const char *message) {
+  napi_value msg, error;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok || napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
+  return error;
 }
 
 // One running child: its pidfd polled on the loop until it exits.
@@ -411,59 +425,268 @@ static napi_value set_int(napi_env env, napi_value obj, const char *name, int va
   return obj;
 }
 
-// spawn(options, onExit) -> { pid, stdin, stdout, stderr, warnings }; see index.d.ts.
+// One spawn in flight: parsed on the loop thread, cloned on a thread-pool thread, answered on the loop.
+struct job {
+  uv_work_t work;
+  napi_env env;
+  napi_ref on_exit, on_spawned;
+  napi_async_context async;
+  struct resources r;
+  struct child c;
+  char oom[16];
+  bool with_stdin;
+  // The outcome, from the worker.
+  int err;
+  const char *err_step;
+  pid_t pid;
+  int pidfd;
+};
+
+static void free_job(struct job *j, int keep_parent_ends) {
+  free_resources(&j->r, keep_parent_ends);
+  if (j->on_exit) napi_delete_reference(j->env, j->on_exit);
+  if (j->on_spawned) napi_delete_reference(j->env, j->on_spawned);
+  if (j->async) napi_async_destroy(j->env, j->async);
+  free(j);
+}
+
+// Kills and reaps a child that cannot be reported.
+static void kill_and_reap(int pidfd) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  siginfo_t info;
+  while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
+  close(pidfd);
+}
+
+// On a thread-pool thread: the parent sleeps here until the child has exec'd (CLONE_VFORK), and
+// on a loaded machine the child may first wait for a CPU (it runs at the child's nice from
+// setpriority on), so this must not be the loop's thread. Go's runtime likewise forks from
+// whichever OS thread the goroutine is on.
+static void do_clone(uv_work_t *work) {
+  struct job *j = work->data;
+  struct resources *r = &j->r;
+  struct child *c = &j->c;
+  j->pidfd = -1;
+  if ((j->err = open_stdio(r, j->with_stdin)) != 0) {
+    j->err_step = "pipe2";
+    return;
+  }
+  r->stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (r->stack == MAP_FAILED) {
+    r->stack = NULL;
+    j->err = errno;
+    j->err_step = "mmap";
+    return;
+  }
+  c->stdio[0] = r->fds[0];
+  c->stdio[1] = r->fds[3];
+  c->stdio[2] = r->fds[5];
+  // No handler of the parent's may run in the child before it has reset them all.
+  sigset_t all, old;
+  sigfillset(&all);
+  if ((j->err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
+    j->err_step = "pthread_sigmask";
+    return;
+  }
+  int pidfd = -1;
+  pid_t pid = clone(child_main, (char *)r->stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, &pidfd);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) {
+    j->err = clone_errno;
+    j->err_step = "clone";
+    return;
+  }
+  if (c->step != STEP_NONE) {
+    // The child has exited (_exit after the failure): reap it so no zombie stays behind.
+    siginfo_t info;
+    int wr;
+    do wr = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED);
+    while (wr < 0 && errno == EINTR);
+    close(pidfd);
+    j->err = c->err;
+    j->err_step = STEP_NAMES[c->step];
+    return;
+  }
+  j->pid = pid;
+  j->pidfd = pidfd;
+}
+
+// Calls onSpawned(error, child) in the job's async context; an exception it throws is uncaught.
+static void call_spawned(struct job *j, napi_value error, napi_value child) {
+  napi_env env = j->env;
+  napi_value cb, recv, argv[2], ignored;
+  if (napi_get_reference_value(env, j->on_spawned, &cb) != napi_ok || napi_get_global(env, &recv) != napi_ok) return;
+  argv[0] = error;
+  argv[1] = child;
+  if (napi_make_callback(env, j->async, recv, cb, 2, argv, &ignored) == napi_pending_exception) {
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+  }
+}
+
+// Back on the loop thread: watch the child's exit and hand out its pipe ends, or the error.
+static void after_clone(uv_work_t *work, int status) {
+  struct job *j = work->data;
+  napi_env env = j->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    if (j->pidfd >= 0) kill_and_reap(j->pidfd);
+    free_job(j, 0);
+    return;
+  }
+  napi_value undefined, error = NULL, result = NULL;
+  napi_get_undefined(env, &undefined);
+  if (status != 0) {
+    error = errno_error(env, -status, "uv_queue_work", j->r.file);
+  } else if (j->err != 0) {
+    error = errno_error(env, j->err, j->err_step, j->r.file);
+  } else {
+    struct instance *inst = NULL;
+    uv_loop_t *loop = NULL;
+    struct watcher *w = calloc(1, sizeof *w);
+    int perr = -1;
+    if (w && napi_get_instance_data(env, (void **)&inst) == napi_ok && inst && napi_get_uv_event_loop(env, &loop) == napi_ok &&
+        (perr = uv_poll_init(loop, &w->poll, j->pidfd)) == 0) {
+      // The watcher takes over the exit callback, its async context and the pidfd.
+      w->env = env;
+      w->callback = j->on_exit;
+      w->async = j->async;
+      j->on_exit = NULL;
+      j->async = NULL;
+      w->pidfd = j->pidfd;
+      w->pid = j->pid;
+      w->poll.data = w;
+      w->owner = inst;
+      w->next = inst->watchers;
+      if (w->next) w->next->prev = w;
+      inst->watchers = w;
+      perr = uv_poll_start(&w->poll, UV_READABLE, on_exit_ready);
+      if (perr != 0) {
+        // Keep the async context for onSpawned below; the watcher gives up the rest.
+        j->async = w->async;
+        w->async = NULL;
+        syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+        siginfo_t info;
+        while (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
+        unlink_watcher(w);
+        napi_delete_reference(env, w->callback);
+        uv_close((uv_handle_t *)&w->poll, on_closed);
+      }
+    } else {
+      free(w);
+      kill_and_reap(j->pidfd);
+    }
+    if (perr != 0) {
+      error = errno_error(env, perr < 0 ? -perr : EINVAL, "uv_poll_start", j->r.file);
+      free_resources(&j->r, 0);
+      memset(&j->r, 0, sizeof j->r);
+      for (int i = 0; i < 6; i++) j->r.fds[i] = -1;
+    } else if (napi_create_object(env, &result) != napi_ok || !set_int(env, result, "pid", j->pid) ||
+               !set_int(env, result, "stdin", j->r.fds[1]) || !set_int(env, result, "stdout", j->r.fds[2]) ||
+               !set_int(env, result, "stderr", j->r.fds[4])) {
+      result = NULL;
+    } else {
+      napi_value warnings;
+      const char *names[] = {"oom_score_adj", "cgroup", "nice"};
+      uint32_t nw = 0;
+      bool ok = napi_create_array(env, &warnings) == napi_ok;
+      for (int i = 0; i < 3 && ok; i++) {
+        if (!(j->c.warnings & (1 << i))) continue;
+        napi_value entry, what, code;
+        ok = napi_create_object(env, &entry) == napi_ok &&
+             napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &what) == napi_ok &&
+             napi_create_string_utf8(env, uv_err_name(-j->c.warn_errno[i]), NAPI_AUTO_LENGTH, &code) == napi_ok &&
+             napi_set_named_property(env, entry, "step", what) == napi_ok &&
+             napi_set_named_property(env, entry, "code", code) == napi_ok &&
+             napi_set_element(env, warnings, nw++, entry) == napi_ok;
+      }
+      if (!ok || napi_set_named_property(env, result, "warnings", warnings) != napi_ok) result = NULL;
+    }
+    if (perr == 0) {
+      // The parent's ends belong to JS now (also when building the result failed: the child runs and
+      // its exit is reported; JS sees the error below and closes nothing it was not given).
+      int keep[] = {1, 2, 4};
+      if (result == NULL) {
+        for (int i = 0; i < 3; i++) {
+          if (j->r.fds[keep[i]] >= 0) close(j->r.fds[keep[i]]);
+        }
+        error = plain_error(env, "sandboxd-spawn: building the spawn result failed");
+      }
+      for (int i = 0; i < 3; i++) j->r.fds[keep[i]] = -1;
+    }
+  }
+  if (j->async == NULL) {
+    // The watcher owns the context: make one for this call.
+    napi_value resource, name;
+    if (napi_create_object(env, &resource) != napi_ok || napi_create_string_utf8(env, "sandboxd:spawn", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_async_init(env, resource, name, &j->async) != napi_ok) {
+      j->async = NULL;
+    }
+  }
+  // error NULL and result NULL together (an error that could not be made): onSpawned sees neither.
+  if (j->async) call_spawned(j, error ? error : undefined, result ? result : undefined);
+  free_job(j, 0);
+  napi_close_handle_scope(env, scope);
+}
+
+// spawn(options, onExit, onSpawned): onSpawned(error) or onSpawned(undefined, { pid, stdin, stdout,
+// stderr, warnings }) once the child has exec'd; onExit(code, signal) when it has ended. See index.d.ts.
 static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value args[2], opts, v;
-  napi_valuetype t;
+  size_t argc = 3;
+  napi_value args[3], opts, v;
+  napi_valuetype t, t2;
   CHECK(env, napi_get_cb_info(env, cbinfo, &argc, args, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "spawn(options, onExit) takes two arguments");
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "spawn(options, onExit, onSpawned) takes three arguments");
     return NULL;
   }
   opts = args[0];
   CHECK(env, napi_typeof(env, args[1], &t));
-  if (t != napi_function) {
-    napi_throw_type_error(env, NULL, "onExit must be a function");
+  CHECK(env, napi_typeof(env, args[2], &t2));
+  if (t != napi_function || t2 != napi_function) {
+    napi_throw_type_error(env, NULL, "onExit and onSpawned must be functions");
     return NULL;
   }
 
-  struct resources r;
-  memset(&r, 0, sizeof r);
-  for (int i = 0; i < 6; i++) r.fds[i] = -1;
-  struct child c;
-  memset(&c, 0, sizeof c);
-  napi_value result = NULL;
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  j->env = env;
+  struct resources *r = &j->r;
+  struct child *c = &j->c;
+  for (int i = 0; i < 6; i++) r->fds[i] = -1;
   uint32_t argn = 0, envn = 0;
-  char oom[16];
   const char *bad = NULL;
 
-  if (get_prop(env, opts, "file", &v, &t) || t != napi_string || !(r.file = get_string(env, v))) bad = "options.file must be a string";
-  else if (get_prop(env, opts, "argv", &v, &t) || !(r.argv = string_vector(env, v, 0, &argn)) || argn == 0) bad = "options.argv must be a non-empty array of strings";
-  else if (get_prop(env, opts, "envp", &v, &t) || !(r.envp = string_vector(env, v, 0, &envn))) bad = "options.envp must be an array of strings";
+  if (get_prop(env, opts, "file", &v, &t) || t != napi_string || !(r->file = get_string(env, v))) bad = "options.file must be a string";
+  else if (get_prop(env, opts, "argv", &v, &t) || !(r->argv = string_vector(env, v, 0, &argn)) || argn == 0) bad = "options.argv must be a non-empty array of strings";
+  else if (get_prop(env, opts, "envp", &v, &t) || !(r->envp = string_vector(env, v, 0, &envn))) bad = "options.envp must be an array of strings";
   if (!bad) {
     // {"/bin/sh", file, argv[1..]} shares argv's strings.
-    r.sh_argv = malloc((argn + 2) * sizeof(char *));
-    if (!r.sh_argv) bad = "out of memory";
+    r->sh_argv = malloc((argn + 2) * sizeof(char *));
+    if (!r->sh_argv) bad = "out of memory";
     else {
-      r.sh_argv[0] = "/bin/sh";
-      r.sh_argv[1] = r.file;
-      for (uint32_t i = 1; i <= argn; i++) r.sh_argv[i + 1] = r.argv[i];
+      r->sh_argv[0] = "/bin/sh";
+      r->sh_argv[1] = r->file;
+      for (uint32_t i = 1; i <= argn; i++) r->sh_argv[i + 1] = r->argv[i];
     }
   }
-  if (!bad && !get_prop(env, opts, "cwd", &v, &t) && t == napi_string && !(r.cwd = get_string(env, v))) bad = "options.cwd must be a string";
-  if (!bad && !get_prop(env, opts, "cgroupProcs", &v, &t) && t == napi_string && !(r.cgroup = get_string(env, v))) bad = "options.cgroupProcs must be a string";
+  if (!bad && !get_prop(env, opts, "cwd", &v, &t) && t == napi_string && !(r->cwd = get_string(env, v))) bad = "options.cwd must be a string";
+  if (!bad && !get_prop(env, opts, "cgroupProcs", &v, &t) && t == napi_string && !(r->cgroup = get_string(env, v))) bad = "options.cgroupProcs must be a string";
   if (!bad && !get_prop(env, opts, "oomScoreAdj", &v, &t) && t == napi_number) {
     int32_t n;
     napi_get_value_int32(env, v, &n);
-    c.oom = oom;
-    c.oom_len = (size_t)snprintf(oom, sizeof oom, "%d", n);
+    c->oom = j->oom;
+    c->oom_len = (size_t)snprintf(j->oom, sizeof j->oom, "%d", n);
   }
   if (!bad && !get_prop(env, opts, "nice", &v, &t) && t == napi_number) {
     int32_t n;
     napi_get_value_int32(env, v, &n);
-    c.set_nice = 1;
-    c.nice = n;
+    c->set_nice = 1;
+    c->nice = n;
   }
   if (!bad && !get_prop(env, opts, "uid", &v, &t) && t == napi_number) {
     uint32_t uid, gid, n = 0;
@@ -471,158 +694,53 @@ static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
     if (get_prop(env, opts, "gid", &v, &t) || t != napi_number) bad = "options.gid must be given with options.uid";
     else if (napi_get_value_uint32(env, v, &gid) != napi_ok) bad = "options.gid must be a number";
     else if (get_prop(env, opts, "groups", &v, &t) || napi_get_array_length(env, v, &n) != napi_ok) bad = "options.groups must be given with options.uid";
-    else if (n > 65536 || !(r.groups = malloc((n ? n : 1) * sizeof(gid_t)))) bad = "options.groups is too long";
+    else if (n > 65536 || !(r->groups = malloc((n ? n : 1) * sizeof(gid_t)))) bad = "options.groups is too long";
     else {
       for (uint32_t i = 0; i < n && !bad; i++) {
         napi_value g;
         uint32_t gv;
         if (napi_get_element(env, v, i, &g) != napi_ok || napi_get_value_uint32(env, g, &gv) != napi_ok) bad = "options.groups must hold numbers";
-        else r.groups[i] = gv;
+        else r->groups[i] = gv;
       }
-      c.set_ids = 1;
-      c.uid = uid;
-      c.gid = gid;
-      c.ngroups = n;
-      c.groups = r.groups;
+      c->set_ids = 1;
+      c->uid = uid;
+      c->gid = gid;
+      c->ngroups = n;
+      c->groups = r->groups;
     }
   }
-  bool with_stdin = false, with_setsid = false;
-  if (!bad && !get_prop(env, opts, "stdin", &v, &t) && t == napi_boolean) napi_get_value_bool(env, v, &with_stdin);
+  bool with_setsid = false;
+  if (!bad && !get_prop(env, opts, "stdin", &v, &t) && t == napi_boolean) napi_get_value_bool(env, v, &j->with_stdin);
   if (!bad && !get_prop(env, opts, "setsid", &v, &t) && t == napi_boolean) napi_get_value_bool(env, v, &with_setsid);
+  uv_loop_t *loop = NULL;
+  napi_value resource, name;
+  if (!bad && (napi_create_reference(env, args[1], 1, &j->on_exit) != napi_ok || napi_create_reference(env, args[2], 1, &j->on_spawned) != napi_ok ||
+               napi_create_object(env, &resource) != napi_ok || napi_create_string_utf8(env, "sandboxd:spawn", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+               napi_async_init(env, resource, name, &j->async) != napi_ok || napi_get_uv_event_loop(env, &loop) != napi_ok)) {
+    bad = "N-API call failed";
+  }
   if (bad) {
-    free_resources(&r, 0);
+    free_job(j, 0);
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (!pending) napi_throw_type_error(env, NULL, bad);
     return NULL;
   }
-
-  int err = open_stdio(&r, with_stdin);
-  if (err) {
-    napi_value e = throw_errno(env, err, "pipe2", r.file);
-    free_resources(&r, 0);
+  c->file = r->file;
+  c->argv = r->argv;
+  c->sh_argv = r->sh_argv;
+  c->envp = r->envp;
+  c->cwd = r->cwd;
+  c->setsid = with_setsid;
+  c->cgroup_procs = r->cgroup;
+  j->work.data = j;
+  int qerr = uv_queue_work(loop, &j->work, do_clone, after_clone);
+  if (qerr != 0) {
+    napi_value e = throw_errno(env, -qerr, "uv_queue_work", r->file);
+    free_job(j, 0);
     return e;
   }
-  r.stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (r.stack == MAP_FAILED) {
-    r.stack = NULL;
-    err = errno;
-    napi_value e = throw_errno(env, err, "mmap", r.file);
-    free_resources(&r, 0);
-    return e;
-  }
-
-  c.file = r.file;
-  c.argv = r.argv;
-  c.sh_argv = r.sh_argv;
-  c.envp = r.envp;
-  c.cwd = r.cwd;
-  c.stdio[0] = r.fds[0];
-  c.stdio[1] = r.fds[3];
-  c.stdio[2] = r.fds[5];
-  c.setsid = with_setsid;
-  c.cgroup_procs = r.cgroup;
-
-  // No handler of the parent's may run in the child before it has reset them all.
-  sigset_t all, old;
-  sigfillset(&all);
-  if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
-    napi_value e = throw_errno(env, err, "pthread_sigmask", r.file);
-    free_resources(&r, 0);
-    return e;
-  }
-  int pidfd = -1;
-  pid_t pid = clone(child_main, (char *)r.stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &pidfd);
-  int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) {
-    napi_value e = throw_errno(env, clone_errno, "clone", r.file);
-    free_resources(&r, 0);
-    return e;
-  }
-  if (c.step != STEP_NONE) {
-    // The child has exited (_exit after the failure): reap it so no zombie stays behind.
-    siginfo_t info;
-    int wr;
-    do wr = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED);
-    while (wr < 0 && errno == EINTR);
-    close(pidfd);
-    napi_value e = throw_errno(env, c.err, STEP_NAMES[c.step], r.file);
-    free_resources(&r, 0);
-    return e;
-  }
-
-  // From here the child runs; only the loop's watch and the JS object remain to be made.
-  struct instance *inst = NULL;
-  struct watcher *w = calloc(1, sizeof *w);
-  uv_loop_t *loop = NULL;
-  napi_value resource, name;
-  bool ok = w && napi_get_instance_data(env, (void **)&inst) == napi_ok && inst &&
-            napi_get_uv_event_loop(env, &loop) == napi_ok &&
-            napi_create_object(env, &resource) == napi_ok &&
-            napi_create_string_utf8(env, "sandboxd:spawn", NAPI_AUTO_LENGTH, &name) == napi_ok &&
-            napi_async_init(env, resource, name, &w->async) == napi_ok;
-  if (ok && napi_create_reference(env, args[1], 1, &w->callback) != napi_ok) {
-    napi_async_destroy(env, w->async);
-    ok = false;
-  }
-  if (ok && uv_poll_init(loop, &w->poll, pidfd) != 0) {
-    napi_delete_reference(env, w->callback);
-    napi_async_destroy(env, w->async);
-    ok = false;
-  }
-  if (!ok) {
-    // Cannot watch it: kill and reap the child rather than leave it unreported.
-    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-    siginfo_t info;
-    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
-    close(pidfd);
-    free(w);
-    free_resources(&r, 0);
-    return throw_last(env, "watching the child's exit");
-  }
-  w->env = env;
-  w->pidfd = pidfd;
-  w->pid = pid;
-  w->poll.data = w;
-  w->owner = inst;
-  w->next = inst->watchers;
-  if (w->next) w->next->prev = w;
-  inst->watchers = w;
-  int perr = uv_poll_start(&w->poll, UV_READABLE, on_exit_ready);
-  if (perr != 0) {
-    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-    siginfo_t info;
-    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {}
-    release(w);
-    free_resources(&r, 0);
-    return throw_errno(env, -perr, "uv_poll_start", c.file);
-  }
-
-  // The child's ends are its own now; the parent keeps its ends for JS to wrap.
-  int parent_stdin = r.fds[1], parent_stdout = r.fds[2], parent_stderr = r.fds[4];
-  free_resources(&r, 1);
-  if (napi_create_object(env, &result) != napi_ok || !set_int(env, result, "pid", pid) ||
-      !set_int(env, result, "stdin", parent_stdin) || !set_int(env, result, "stdout", parent_stdout) ||
-      !set_int(env, result, "stderr", parent_stderr)) {
-    return throw_last(env, "building the spawn result");
-  }
-  napi_value warnings;
-  CHECK(env, napi_create_array(env, &warnings));
-  const char *names[] = {"oom_score_adj", "cgroup", "nice"};
-  uint32_t nw = 0;
-  for (int i = 0; i < 3; i++) {
-    if (!(c.warnings & (1 << i))) continue;
-    napi_value entry, what, code;
-    CHECK(env, napi_create_object(env, &entry));
-    CHECK(env, napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &what));
-    CHECK(env, napi_create_string_utf8(env, uv_err_name(-c.warn_errno[i]), NAPI_AUTO_LENGTH, &code));
-    CHECK(env, napi_set_named_property(env, entry, "step", what));
-    CHECK(env, napi_set_named_property(env, entry, "code", code));
-    CHECK(env, napi_set_element(env, warnings, nw++, entry));
-  }
-  CHECK(env, napi_set_named_property(env, result, "warnings", warnings));
-  return result;
+  return NULL;
 }
 
 NAPI_MODULE_INIT() {

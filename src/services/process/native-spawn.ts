@@ -1,10 +1,13 @@
 import type { Logger } from '../../log.js';
-import type { SpawnOptions, SpawnedChild } from 'sandboxd-spawn';
+import type { SpawnOptions, SpawnedChild, spawn as addonSpawn } from 'sandboxd-spawn';
 
 export type { SpawnOptions as NativeSpawnOptions, SpawnedChild as NativeChild } from 'sandboxd-spawn';
 
-/** The addon's one call (native/spawn/src/spawn.c). */
-export type NativeSpawn = (options: SpawnOptions, onExit: (code: number, signal: number) => void) => SpawnedChild;
+/**
+ * The addon's one call (native/spawn/src/spawn.c): resolves once the child has exec'd, rejects with
+ * the system error of the step that failed before (then `onExit` never runs).
+ */
+export type NativeSpawn = (options: SpawnOptions, onExit: (code: number, signal: number) => void) => Promise<SpawnedChild>;
 
 /**
  * `SANDBOXD_NATIVE_SPAWN=0` turns the addon off: children start through Node's child_process and the
@@ -25,10 +28,13 @@ export function nativeSpawn(logger?: Logger): Promise<NativeSpawn | undefined> {
       return undefined;
     }
     try {
-      const mod = (await import('sandboxd-spawn')) as { spawn?: NativeSpawn; default?: { spawn?: NativeSpawn } };
+      const mod = (await import('sandboxd-spawn')) as { spawn?: typeof addonSpawn; default?: { spawn?: typeof addonSpawn } };
       const spawn = mod.spawn ?? mod.default?.spawn;
       if (typeof spawn !== 'function') throw new Error('the addon exports no spawn()');
-      return spawn;
+      return (options, onExit) =>
+        new Promise<SpawnedChild>((resolve, reject) => {
+          spawn(options, onExit, (err, child) => (child ? resolve(child) : reject(err ?? new Error(`spawn ${options.file}: the addon reported nothing`))));
+        });
     } catch (err) {
       logger?.warn({ err: (err as Error).message }, 'native spawn addon not loaded: children start through Node\'s child_process and a /bin/sh prelude');
       return undefined;

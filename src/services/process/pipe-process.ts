@@ -85,10 +85,10 @@ export class PipeProcess extends ManagedProcess {
    * The native spawn: its pipe ends wrapped as sockets (libuv pipes, so pause/resume are
    * backpressure as with child_process's streams), its exit reported from its pidfd.
    */
-  private static spawnNative(opts: PipeSpawnOptions, native: NonNullable<PipeSpawnOptions['native']>): PipeProcess {
+  private static async spawnNative(opts: PipeSpawnOptions, native: NonNullable<PipeSpawnOptions['native']>): Promise<PipeProcess> {
     const { plan } = opts;
     const exit: { to?: PipeProcess } = {};
-    const child = native.spawn(
+    const child = await native.spawn(
       {
         file: plan.file,
         argv: [plan.file, ...plan.args],
@@ -99,7 +99,7 @@ export class PipeProcess extends ManagedProcess {
         ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.gid ?? plan.uid, groups: plan.groups ?? [plan.gid ?? plan.uid] }),
         ...native.setup,
       },
-      // Runs on a later turn of the loop, after `exit.to` is set below.
+      // Runs on a later turn of the loop than the spawn's answer, after `exit.to` is set below.
       (code, signal) => exit.to?.exited(code, signal),
     );
     let io: ChildIo;

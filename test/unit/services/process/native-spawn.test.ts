@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type SpawnOptions } from 'sandboxd-spawn';
+import { spawn, type SpawnedChild, type SpawnOptions } from 'sandboxd-spawn';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('skipping the uid/gid/groups and priority tests of the native spawn: they need root');
@@ -23,18 +23,26 @@ function sh(script: string, opts: Partial<SpawnOptions> = {}): Promise<Ran> {
   return run({ file: '/bin/sh', argv: ['/bin/sh', '-c', script], ...opts });
 }
 
-function run(opts: Partial<SpawnOptions> & { file: string }): Promise<Ran> {
+/** The addon's spawn as a promise of the started child. */
+function start(opts: Partial<SpawnOptions> & { file: string }, onExit: (code: number, signal: number) => void = () => {}): Promise<SpawnedChild> {
+  return new Promise((resolve, reject) => {
+    spawn({ argv: [opts.file], envp: [`PATH=${process.env.PATH ?? '/usr/bin:/bin'}`], ...opts }, onExit, (err, child) => (child ? resolve(child) : reject(err)));
+  });
+}
+
+async function run(opts: Partial<SpawnOptions> & { file: string }): Promise<Ran> {
+  let end: [number, number] | undefined;
+  let check = () => {};
+  const child = await start(opts, (code, signal) => {
+    end = [code, signal];
+    check();
+  });
   return new Promise((resolve, reject) => {
     const out = { stdout: '', stderr: '' };
-    let end: [number, number] | undefined;
     let open = 2;
-    const done = () => {
+    check = () => {
       if (end && open === 0) resolve({ pid: child.pid, ...out, code: end[0], signal: end[1] });
     };
-    const child = spawn({ argv: [opts.file], envp: [`PATH=${process.env.PATH ?? '/usr/bin:/bin'}`], ...opts }, (code, signal) => {
-      end = [code, signal];
-      done();
-    });
     for (const [key, fd] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
       const s = new Socket({ fd, readable: true, writable: false });
       s.setEncoding('utf8');
@@ -42,7 +50,7 @@ function run(opts: Partial<SpawnOptions> & { file: string }): Promise<Ran> {
       s.on('error', reject);
       s.on('close', () => {
         open--;
-        done();
+        check();
       });
     }
   });
@@ -65,12 +73,9 @@ function zombies(): number[] {
   return found;
 }
 
-function spawnError(opts: Partial<SpawnOptions> & { file: string }): NodeJS.ErrnoException {
-  try {
-    spawn({ argv: [opts.file], envp: [], ...opts }, () => {});
-  } catch (err) {
-    return err as NodeJS.ErrnoException;
-  }
+async function spawnError(opts: Partial<SpawnOptions> & { file: string }): Promise<NodeJS.ErrnoException> {
+  const child = await start({ envp: [], ...opts }).catch((err: unknown) => err as NodeJS.ErrnoException);
+  if (child instanceof Error) return child;
   throw new Error('spawn did not fail');
 }
 
@@ -106,9 +111,9 @@ describe('the native spawn', () => {
   });
 
   it('gives the child a stdin pipe that ends when the parent ends it', async () => {
+    const child = await start({ file: '/bin/cat', argv: ['cat'], envp: [], stdin: true });
     const done = new Promise<string>((resolve) => {
       let out = '';
-      const child = spawn({ file: '/bin/cat', argv: ['cat'], envp: [], stdin: true }, () => {});
       const stdin = new Socket({ fd: child.stdin, readable: false, writable: true });
       const stdout = new Socket({ fd: child.stdout, readable: true, writable: false });
       new Socket({ fd: child.stderr, readable: true, writable: false }).resume();
@@ -140,9 +145,9 @@ describe('the native spawn', () => {
       ['a directory', { file: '/' }, 'EACCES', 'execve'],
       ['a missing cwd', { file: '/bin/true', cwd: '/sbx-no-such-dir' }, 'ENOENT', 'chdir'],
       ['a cwd that is a file', { file: '/bin/true', cwd: '/etc/passwd' }, 'ENOTDIR', 'chdir'],
-    ])('throws %s as a system error with its code, and leaves no zombie', (_what, opts, code, syscall) => {
+    ])('reports %s as a system error with its code, and leaves no zombie', async (_what, opts, code, syscall) => {
       const before = zombies();
-      const err = spawnError(opts);
+      const err = await spawnError(opts);
       expect(err).toBeInstanceOf(Error);
       expect(err.code).toBe(code);
       expect(err.syscall).toBe(syscall);
@@ -152,8 +157,9 @@ describe('the native spawn', () => {
     });
 
     it('throws a TypeError for options it cannot use', () => {
-      expect(() => spawn({ file: '/bin/true', argv: [], envp: [] }, () => {})).toThrow(TypeError);
-      expect(() => spawn({ file: '/bin/true', argv: ['true'], envp: [], uid: 1 } as SpawnOptions, () => {})).toThrow(TypeError);
+      const never = () => expect.fail('onSpawned ran for options the addon refused');
+      expect(() => spawn({ file: '/bin/true', argv: [], envp: [] }, () => {}, never)).toThrow(TypeError);
+      expect(() => spawn({ file: '/bin/true', argv: ['true'], envp: [], uid: 1 } as SpawnOptions, () => {}, never)).toThrow(TypeError);
     });
   });
 
@@ -161,7 +167,7 @@ describe('the native spawn', () => {
     const size = 64 * 1024 * 1024;
     let exited = false;
     let received = 0;
-    const child = spawn({ file: '/usr/bin/head', argv: ['head', '-c', String(size), '/dev/zero'], envp: [] }, () => (exited = true));
+    const child = await start({ file: '/usr/bin/head', argv: ['head', '-c', String(size), '/dev/zero'], envp: [] }, () => (exited = true));
     new Socket({ fd: child.stderr, readable: true, writable: false }).resume();
     const stdout = new Socket({ fd: child.stdout, readable: true, writable: false });
     const closed = new Promise<void>((resolve) => stdout.on('close', resolve));
@@ -204,16 +210,20 @@ describe.skipIf(!isRoot)('the native spawn as root', () => {
       const { spawn } = require(${JSON.stringify(createRequire(import.meta.url).resolve('sandboxd-spawn'))});
       setPriority(-20);
       fs.writeFileSync('/proc/self/oom_score_adj', '500');
-      const child = spawn({
+      const out = { child: '' };
+      let warnings;
+      spawn({
         file: '/bin/sh', argv: ['sh', '-c', "cut -d' ' -f19 /proc/self/stat; cat /proc/self/oom_score_adj; cat /proc/self/cgroup"],
         envp: [], nice: 0, oomScoreAdj: 0, cgroupProcs: process.argv[1],
       }, (code) => {
-        out.parent = { nice: getPriority(), oom: Number(fs.readFileSync('/proc/self/oom_score_adj', 'utf8')), code, warnings: child.warnings };
+        out.parent = { nice: getPriority(), oom: Number(fs.readFileSync('/proc/self/oom_score_adj', 'utf8')), code, warnings };
+      }, (err, child) => {
+        if (err) throw err;
+        warnings = child.warnings;
+        const s = new net.Socket({ fd: child.stdout, readable: true, writable: false });
+        new net.Socket({ fd: child.stderr, readable: true, writable: false }).resume();
+        s.on('data', (d) => (out.child += d));
       });
-      const out = { child: '' };
-      const s = new net.Socket({ fd: child.stdout, readable: true, writable: false });
-      new net.Socket({ fd: child.stderr, readable: true, writable: false }).resume();
-      s.on('data', (d) => (out.child += d));
       process.on('exit', () => process.stdout.write(JSON.stringify(out)));
     `;
     const group = ownCgroupDir();
