@@ -466,7 +466,6 @@ static void do_clone(uv_work_t *work) {
   struct job *j = work->data;
   struct resources *r = &j->r;
   struct child *c = &j->c;
-  j->pidfd = -1;
   if ((j->err = open_stdio(r, j->with_stdin)) != 0) {
     j->err_step = "pipe2";
     return;
@@ -655,6 +654,7 @@ static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
     return NULL;
   }
   j->env = env;
+  j->pidfd = -1;  // until the worker has cloned (a cancelled job never has)
   struct resources *r = &j->r;
   struct child *c = &j->c;
   for (int i = 0; i < 6; i++) r->fds[i] = -1;
