@@ -18,7 +18,6 @@
 // SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<file> the entry writes V8's code cache there on SIGUSR2,
 // then exits.
 const { Buffer } = require('node:buffer');
-const { performance } = require('node:perf_hooks');
 const fs = require('node:fs');
 const { createRequire } = require('node:module');
 const os = require('node:os');
@@ -26,6 +25,10 @@ const path = require('node:path');
 const process = require('node:process');
 const vm = require('node:vm');
 const { crc32 } = require('node:zlib');
+
+// Milliseconds since the process started (process.uptime: node:perf_hooks would cost ~2 ms to load).
+const mark = (what) => process.env.SANDBOXD_SEA_DEBUG && process.stderr.write(`sandboxd: ${what} at ${(process.uptime() * 1000).toFixed(1)} ms\n`);
+mark('main script');
 
 /** @type {{ version: string, node: string, key: string, files: Record<string, { size: number, crc32: number }>, addons: string[] }} */
 const MANIFEST = JSON.parse('__SANDBOXD_MANIFEST__');
@@ -199,7 +202,6 @@ function bundleRequire(id) {
   return addonNames.has(id) ? requireAddon(id) : require(id);
 }
 
-const mark = (what) => process.env.SANDBOXD_SEA_DEBUG && process.stderr.write(`sandboxd: ${what} at ${performance.now().toFixed(1)} ms\n`);
 mark('entry');
 const folder = addonFolder();
 const source = asset('sandboxd.cjs').toString('latin1'); // the bundle is ASCII (esbuild charset: 'ascii')
