@@ -227,7 +227,7 @@ export function buildFloorSea(out, node = ensureRuntime()) {
   mkdirSync(stage, { recursive: true });
   writeFileSync(
     path.join(stage, 'main.cjs'),
-    "require('node:http').createServer((q, s) => { s.statusCode = 204; s.end(); }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });\n",
+    "require('node:http').createServer((q, s) => { s.statusCode = 204; s.end(); }).listen(Number(process.env.PORT), '127.0.0.1');\n",
   );
   buildSea(node, stage, { main: path.join(stage, 'main.cjs'), disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false, execArgv: EXEC_ARGV, execArgvExtension: 'none' }, out);
   rmSync(stage, { recursive: true, force: true });
