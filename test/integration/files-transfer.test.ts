@@ -86,6 +86,23 @@ describe('file transfer through the SDK', () => {
     rmSync(big);
   });
 
+  it('writes raw bodies of odd chunkings whole, ending on either side of a gathered write (256 KiB)', async () => {
+    const cases = [
+      { total: 256 * 1024 - 1, chunk: 7919 },
+      { total: 256 * 1024, chunk: 65536 },
+      { total: 256 * 1024 + 1, chunk: 100_003 },
+      { total: 3 * 1024 * 1024 + 17, chunk: 1 * 1024 * 1024 + 1 },
+      { total: 2 * 1024 * 1024 + 5, chunk: 13 },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const p = path.join(root, `odd-${i}.bin`);
+      const up = generatedStream(c.total, c.chunk);
+      await sandbox.files.write(p, up.stream);
+      expect(statSync(p).size, `${c.total} bytes in chunks of ${c.chunk}`).toBe(c.total);
+      expect(sha256(readFileSync(p)), `${c.total} bytes in chunks of ${c.chunk}`).toBe(up.digest());
+    }
+  });
+
   it('does not hold an upload in memory: 256 MiB through grows the daemon by far less', async () => {
     const pid = daemon.child.pid!;
     const statusMiB = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
