@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Native addons: loaded from node_modules at run time, never bundled. */
-export const NATIVE_ADDONS = ['node-pty', 'fs-xattr'];
+export const NATIVE_ADDONS = ['node-pty', 'fs-xattr', 'sandboxd-spawn'];
 
 const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 

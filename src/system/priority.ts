@@ -54,6 +54,11 @@ export function raiseDaemonPriority(logger: Logger): void {
   logger.info({ nice: own, childNice: CHILD_NICE }, 'children get the default nice back');
 }
 
+/** The nice a child must be given (CHILD_NICE) when it does not start at it; undefined otherwise. */
+export function childNice(): number | undefined {
+  return resetPrefix.length > 0 ? CHILD_NICE : undefined;
+}
+
 /** The command a child's program is exec'd through (`nice -n N`), empty when none is needed. */
 export function priorityResetPrefix(): readonly string[] {
   return resetPrefix;

@@ -2,7 +2,7 @@ import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { setprivBinary } from './setpriv.js';
 import { manageCgroups, type CgroupOptions, type ChildCgroups, type ChildGroup } from './cgroups.js';
-import { priorityResetPrefix, raiseDaemonPriority } from './priority.js';
+import { childNice, priorityResetPrefix, raiseDaemonPriority } from './priority.js';
 
 /**
  * Keeping the daemon alive in the sandbox it serves: every process there hangs on it.
@@ -90,6 +90,25 @@ function protectFromOomKiller(logger: Logger): void {
   protection.oom = `{ echo ${CHILD_OOM_SCORE_ADJ} > /proc/self/oom_score_adj; } 2>/dev/null`;
   if (own === DAEMON_OOM_SCORE_ADJ) logger.info({ oomScoreAdj: own, childOomScoreAdj: CHILD_OOM_SCORE_ADJ }, 'daemon protected from the OOM killer');
   else logger.info({ oomScoreAdj: own, childOomScoreAdj: CHILD_OOM_SCORE_ADJ }, 'children get the default oom_score_adj back');
+}
+
+/** What a child spawned natively (native/spawn) sets itself between clone and exec, as the prelude would. */
+export interface ChildSetup {
+  oomScoreAdj?: number;
+  /** The cgroup.procs file of the child's group. */
+  cgroupProcs?: string;
+  nice?: number;
+}
+
+/** The prelude's steps as parameters, for a child that joins `group`; it does them as root, before any uid switch. */
+export function childSetup(group: ChildGroup = 'user'): ChildSetup {
+  const setup: ChildSetup = {};
+  if (protection.oom !== undefined) setup.oomScoreAdj = CHILD_OOM_SCORE_ADJ;
+  const cgroup = protection.cgroups?.[group];
+  if (cgroup !== undefined) setup.cgroupProcs = `${cgroup}/cgroup.procs`;
+  const nice = childNice();
+  if (nice !== undefined) setup.nice = nice;
+  return setup;
 }
 
 /**

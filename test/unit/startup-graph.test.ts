@@ -52,6 +52,6 @@ describe('what the daemon loads at start', () => {
 
   it('leaves out the Node modules that only some requests need', () => {
     expect(atStart.builtins).toContain('node:http');
-    for (const late of ['node:http2', 'node:crypto', 'node:child_process', 'node-pty', 'fs-xattr']) expect(atStart.builtins).not.toContain(late);
+    for (const late of ['node:http2', 'node:crypto', 'node:child_process', 'node-pty', 'fs-xattr', 'sandboxd-spawn']) expect(atStart.builtins).not.toContain(late);
   });
 });

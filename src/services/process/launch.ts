@@ -8,6 +8,8 @@ export interface LaunchPlan {
   args: string[];
   uid?: number;
   gid?: number;
+  /** Supplementary groups to set with uid/gid (the native spawn sets all three; Node's spawn cannot). */
+  groups?: number[];
 }
 
 export { setprivBinary };
@@ -29,6 +31,8 @@ export interface LaunchContext {
    * always goes through setpriv.
    */
   nodeSpawn?: boolean;
+  /** The program is started by the native spawn (native/spawn), which sets uid, gid and groups itself. */
+  native?: boolean;
 }
 
 /**
@@ -54,6 +58,9 @@ export function launchPlan(user: Pick<User, 'uid' | 'gid' | 'groups'>, file: str
       `cannot start a process as uid ${user.uid}: the daemon runs as uid ${self.uid}, not root`,
       Code.PermissionDenied,
     );
+  }
+  if (ctx.native) {
+    return { file, args: [...args], uid: user.uid, gid: user.gid, groups: user.groups.length > 0 ? [...user.groups] : [user.gid] };
   }
   if (ctx.nodeSpawn && user.groups.every((g) => g === user.gid)) {
     return { file, args: [...args], uid: user.uid, gid: user.gid };

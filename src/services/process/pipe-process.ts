@@ -1,7 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import type { ChildSetup } from '../../system/survival.js';
 import type { LaunchPlan } from './launch.js';
+import type { NativeSpawn } from './native-spawn.js';
 import type { FanoutLimits } from './output.js';
 import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
 import { exitInfo, type ExitInfo } from './status.js';
@@ -18,6 +22,18 @@ export interface PipeSpawnOptions {
   processGroup?: boolean;
   /** How long output may stay open after the exit; POST_EXIT_LIMIT_MS unless given. */
   postExitLimitMs?: number;
+  /**
+   * Start the child with the native spawn (native/spawn): the plan's uid, gid and groups and these
+   * steps are done in the child before its exec. Without it, Node's child_process starts the plan.
+   */
+  native?: { spawn: NativeSpawn; setup: ChildSetup };
+}
+
+/** What the pipe process reads and writes, however the child was started. */
+interface ChildIo {
+  stdin: Writable | undefined;
+  stdout: Readable;
+  stderr: Readable;
 }
 
 /**
@@ -45,6 +61,7 @@ export class PipeProcess extends ManagedProcess {
 
   /** Spawns the child; a spawn failure rejects with the system error (ENOENT, EACCES, EAGAIN, ...). */
   static async spawn(opts: PipeSpawnOptions): Promise<PipeProcess> {
+    if (opts.native) return PipeProcess.spawnNative(opts, opts.native);
     const child = spawn(opts.plan.file, opts.plan.args, {
       cwd: opts.cwd,
       env: opts.env,
@@ -58,20 +75,65 @@ export class PipeProcess extends ManagedProcess {
       throw err;
     }
     // Synchronous from here: the caller subscribes before any output event can fire.
-    return new PipeProcess(child, child.pid, opts);
+    const proc = new PipeProcess(child.pid, { stdin: child.stdin ?? undefined, stdout: child.stdout!, stderr: child.stderr! }, opts);
+    child.on('error', () => {});
+    child.on('exit', (code, signal) => proc.exited(code, signal));
+    return proc;
   }
 
+  /**
+   * The native spawn: its pipe ends wrapped as sockets (libuv pipes, so pause/resume are
+   * backpressure as with child_process's streams), its exit reported from its pidfd.
+   */
+  private static async spawnNative(opts: PipeSpawnOptions, native: NonNullable<PipeSpawnOptions['native']>): Promise<PipeProcess> {
+    const { plan } = opts;
+    const exit: { to?: PipeProcess } = {};
+    const child = await native.spawn(
+      {
+        file: plan.file,
+        argv: [plan.file, ...plan.args],
+        envp: Object.entries(opts.env).map(([k, v]) => `${k}=${v}`),
+        cwd: opts.cwd,
+        stdin: opts.stdin,
+        setsid: opts.processGroup === true,
+        ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.gid ?? plan.uid, groups: plan.groups ?? [plan.gid ?? plan.uid] }),
+        ...native.setup,
+      },
+      // Runs on a later turn of the loop than the spawn's answer, after `exit.to` is set below.
+      (code, signal) => exit.to?.exited(code, signal),
+    );
+    let io: ChildIo;
+    try {
+      io = {
+        stdin: child.stdin >= 0 ? new Socket({ fd: child.stdin, readable: false, writable: true }) : undefined,
+        stdout: new Socket({ fd: child.stdout, readable: true, writable: false }),
+        stderr: new Socket({ fd: child.stderr, readable: true, writable: false }),
+      };
+    } catch (err) {
+      // Not wrapped: nothing else will close them (the exit is still reported, to nobody).
+      for (const fd of [child.stdin, child.stdout, child.stderr]) if (fd >= 0) closeSync(fd);
+      throw err;
+    }
+    const proc = new PipeProcess(child.pid, io, opts);
+    proc.warnings = child.warnings;
+    exit.to = proc;
+    return proc;
+  }
+
+  /** Best-effort steps the native spawn could not do in the child (it runs anyway); for the caller to log. */
+  warnings: readonly { step: string; code: string }[] = [];
+
   private constructor(
-    child: ChildProcess,
     pid: number,
+    io: ChildIo,
     opts: PipeSpawnOptions,
   ) {
     super(pid, opts.meta, opts.limits);
     this.budgetLeft = opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS;
-    this.stdin = child.stdin ?? undefined;
+    this.stdin = io.stdin;
     // A child that exits with unread input makes writes fail with EPIPE; writes report it themselves.
     this.stdin?.on('error', () => {});
-    this.outputs = [child.stdout!, child.stderr!];
+    this.outputs = [io.stdout, io.stderr];
     this.openOutputs = this.outputs.length;
     const kinds = ['stdout', 'stderr'] as const;
     this.outputs.forEach((stream, i) => {
@@ -84,15 +146,16 @@ export class PipeProcess extends ManagedProcess {
         this.maybeFinish();
       });
     });
-    child.on('error', () => {});
-    child.on('exit', (code, signal) => {
-      this.exitedAt = Date.now();
-      this.status = exitInfo(code, signal);
-      this.stdin?.destroy();
-      this.stdin = undefined;
-      this.budgetSince = this.exitedAt;
-      this.maybeFinish();
-    });
+  }
+
+  /** The kernel reported the child's end: an exit code or the signal that ended it. */
+  private exited(code: number | null, signal: NodeJS.Signals | number | null): void {
+    this.exitedAt = Date.now();
+    this.status = exitInfo(code, signal);
+    this.stdin?.destroy();
+    this.stdin = undefined;
+    this.budgetSince = this.exitedAt;
+    this.maybeFinish();
   }
 
   pause(): void {

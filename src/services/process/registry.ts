@@ -1,11 +1,12 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { ProcessConfig, ProcessSelector } from '../../gen/process/process_pb.js';
 import type { Logger } from '../../log.js';
-import { withSurvivalPrelude } from '../../system/survival.js';
+import { childSetup, withSurvivalPrelude } from '../../system/survival.js';
 import type { User } from '../../system/users.js';
 import type { ServiceDeps } from '../context.js';
 import { processEnv, resolveCwd, resolveExecutable } from './environment.js';
 import { launchPlan } from './launch.js';
+import { nativeSpawn } from './native-spawn.js';
 import type { FanoutLimits, OutputSubscription } from './output.js';
 import { PipeProcess } from './pipe-process.js';
 import { ManagedProcess } from './process.js';
@@ -65,6 +66,7 @@ export class ProcessRegistry {
   private readonly live = new Map<number, ManagedProcess>();
   private readonly retained = new Map<number, { exit: RetainedExit; timer: NodeJS.Timeout }>();
   private closing = false;
+  private readonly warned = new Set<string>();
   private readonly retentionMs: number;
   private readonly shutdownGraceMs: number;
 
@@ -91,15 +93,24 @@ export class ProcessRegistry {
     const cwd = await resolveCwd(config.cwd, user, this.deps.state.defaultWorkdir);
     const env = processEnv(user, this.deps.state.envVars, config.envs);
     const file = await resolveExecutable(config.cmd, cwd, env.PATH, user);
-    const plan = withSurvivalPrelude(launchPlan(user, file, config.args, { nodeSpawn: !spec.pty }), spec.pty ? 'pty' : 'user');
-    if (plan.degraded) this.logger.warn({ user: user.name }, 'setpriv not found: process runs without its supplementary groups');
     const meta = { config, tag: spec.tag };
+    // Pipes start through the native spawn when it loads: credentials and the prelude's steps in the child, one exec.
+    const spawn = spec.pty ? undefined : await nativeSpawn(this.logger);
 
     let proc: ManagedProcess;
     try {
-      proc = spec.pty
-        ? await PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
-        : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup });
+      if (spawn) {
+        const plan = launchPlan(user, file, config.args, { native: true });
+        const pipe = await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup, native: { spawn, setup: childSetup('user') } });
+        this.reportWarnings(pipe.warnings);
+        proc = pipe;
+      } else {
+        const plan = withSurvivalPrelude(launchPlan(user, file, config.args, { nodeSpawn: !spec.pty }), spec.pty ? 'pty' : 'user');
+        if (plan.degraded) this.logger.warn({ user: user.name }, 'setpriv not found: process runs without its supplementary groups');
+        proc = spec.pty
+          ? await PtyProcess.spawn({ plan, cwd, env, cols: spec.pty.cols, rows: spec.pty.rows, meta, limits: this.opts.limits })
+          : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup });
+      }
     } catch (err) {
       throw spawnError(err, [config.cmd, ...config.args].join(' '));
     }
@@ -108,6 +119,16 @@ export class ProcessRegistry {
     this.track(proc, spec.timeoutMs);
     if (this.closing) proc.signal('SIGKILL');
     return { process: proc, output };
+  }
+
+  /** A best-effort step (oom_score_adj, cgroup, nice) a child could not take is logged once per step and code. */
+  private reportWarnings(warnings: readonly { step: string; code: string }[]): void {
+    for (const w of warnings) {
+      const key = `${w.step}:${w.code}`;
+      if (this.warned.has(key)) continue;
+      this.warned.add(key);
+      this.logger.warn({ step: w.step, code: w.code }, 'a child could not take its survival setting; it runs without it (logged once)');
+    }
   }
 
   private track(proc: ManagedProcess, timeoutMs: number | undefined): void {

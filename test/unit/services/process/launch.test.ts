@@ -29,6 +29,12 @@ describe('launchPlan', () => {
     expect(launchPlan(user, '/bin/true', [], { self: root, setpriv: '/usr/bin/setpriv', nodeSpawn: true }).file).toBe('/usr/bin/setpriv');
   });
 
+  it('hands uid, gid and every group to the native spawn, without setpriv', () => {
+    expect(launchPlan(user, '/bin/bash', ['-l'], { self: root, setpriv: '/usr/bin/setpriv', native: true })).toEqual({ file: '/bin/bash', args: ['-l'], uid: 1000, gid: 1000, groups: [1000, 27, 100] });
+    expect(launchPlan({ uid: 1000, gid: 1000, groups: [] }, '/bin/true', [], { self: root, setpriv: null, native: true }).groups).toEqual([1000]);
+    expect(launchPlan(root, '/bin/true', [], { self: root, native: true })).toEqual({ file: '/bin/true', args: [] });
+  });
+
   it('falls back to uid/gid only, flagged as degraded, without setpriv', () => {
     expect(launchPlan(user, '/bin/true', [], { self: root, setpriv: null })).toEqual({ file: '/bin/true', args: [], uid: 1000, gid: 1000, degraded: true });
   });

@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "spawn",
+      "sources": ["src/spawn.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror"],
+      # Every symbol bound at load: the vfork child must never enter the lazy-binding resolver.
+      "ldflags": ["-Wl,-z,now"]
+    }
+  ]
+}

@@ -1,0 +1,53 @@
+/** What the child is started with; everything optional is left as the daemon has it. */
+export interface SpawnOptions {
+  /** The program, an absolute path (no PATH search); a file without `#!` runs under /bin/sh, as execvp. */
+  file: string;
+  /** argv, argv[0] included. */
+  argv: string[];
+  /** The whole environment, `KEY=value` strings. */
+  envp: string[];
+  cwd?: string;
+  /** A pipe for stdin; otherwise the child reads /dev/null. */
+  stdin?: boolean;
+  /** A new session, so the child leads its own process group. */
+  setsid?: boolean;
+  /** Switch to uid/gid with exactly these supplementary groups (all three, or none). */
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  /** setpriority(PRIO_PROCESS, 0, nice); best effort, as coreutils' nice. */
+  nice?: number;
+  /** Written to /proc/self/oom_score_adj; best effort. */
+  oomScoreAdj?: number;
+  /** A cgroup.procs file the child moves itself into; best effort. */
+  cgroupProcs?: string;
+}
+
+/** A best-effort step that failed in the child (it still ran). */
+export interface SpawnWarning {
+  step: 'oom_score_adj' | 'cgroup' | 'nice';
+  code: string;
+}
+
+export interface SpawnedChild {
+  pid: number;
+  /** The parent's ends, non-blocking and close-on-exec; stdin is -1 unless asked for. */
+  stdin: number;
+  stdout: number;
+  stderr: number;
+  warnings: SpawnWarning[];
+}
+
+/**
+ * Starts the child: clone(CLONE_VM|CLONE_VFORK) on a thread-pool thread, so the loop runs on while
+ * the child sets itself up and execs. Options it cannot use throw a TypeError at once. Then
+ * `onSpawned` runs on the loop: with the child once it has exec'd, or with an Error carrying `code`
+ * ('ENOENT', 'EACCES', ...), `errno`, `syscall` (the failed step) and `path` when a step before the
+ * exec failed (the child is reaped; `onExit` never runs). `onExit` runs once, on the loop, with the
+ * exit code (-1 after a signal) and the number of the signal that ended the child (or 0).
+ */
+export function spawn(
+  options: SpawnOptions,
+  onExit: (code: number, signal: number) => void,
+  onSpawned: (error: NodeJS.ErrnoException | undefined, child?: SpawnedChild) => void,
+): void;
