@@ -167,10 +167,10 @@ function readSmall(source: Readable, limit: number): Promise<{ chunks: Buffer[];
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
+    // The error listener stays: the source may fail before copyInto listens (it opens the file first).
     const done = (complete: boolean, failure?: WriteFailure): void => {
       source.off('data', onData);
       source.off('end', onEnd);
-      source.off('error', onError);
       source.off('close', onClose);
       if (failure) reject(failure);
       else resolve({ chunks, complete });
@@ -189,8 +189,8 @@ function readSmall(source: Readable, limit: number): Promise<{ chunks: Buffer[];
       if (!source.readableEnded) done(false, new WriteFailure('source', 'aborted'));
     };
     if (source.errored) return onError(source.errored);
-    if (source.destroyed) return onClose();
     if (source.readableEnded) return onEnd();
+    if (source.destroyed) return onClose();
     source.on('error', onError);
     source.on('close', onClose);
     source.on('end', onEnd);
@@ -393,10 +393,10 @@ function copyInto(source: Readable, fh: FileHandle, head: Buffer[] = []): Promis
     };
     source.on('error', onSourceError);
     source.on('close', onSourceClose);
-    // The source may have failed while the target was being prepared.
+    // The source may have failed, or ended (and been destroyed after), while the target was being prepared.
     if (source.errored) return onSourceError(source.errored);
-    if (source.destroyed) return onSourceClose();
     if (source.readableEnded) return onEnd();
+    if (source.destroyed) return onSourceClose();
     source.on('end', onEnd);
     source.on('data', onData);
     // readSmall paused the source after handing over its first chunks: a write resumes it when done,
