@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandExitError, SandboxError, type CommandHandle, type Sandbox } from 'e2b';
 import type { RunningDaemon } from '../helpers/daemon.js';
@@ -81,6 +82,21 @@ describe('pty through the SDK', () => {
     await until(() => t.out.includes('ready=42'), 'the shell to be ready');
     await sandbox.pty.sendInput(t.handle.pid, new Uint8Array([4]));
     expect((await t.handle.wait()).exitCode).toBe(0);
+  });
+
+  it('delivers input larger than the terminal holds at once, whole and in order', async () => {
+    const t = await openTerminal(sandbox);
+    // Raw mode passes every byte as it is; the terminal takes a few KiB until `head` reads, so most of
+    // the input has to wait in the daemon and go in as the terminal makes room.
+    await sandbox.pty.sendInput(t.handle.pid, enc.encode("stty raw -echo; echo RE''ADY; head -c 262144 | sha256sum; exit\n"));
+    await until(() => t.out.includes('READY'), 'the terminal in raw mode');
+    const input = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7 + (i >> 10)) & 0xff;
+    for (let off = 0; off < input.length; off += 64 * 1024) {
+      await sandbox.pty.sendInput(t.handle.pid, input.subarray(off, off + 64 * 1024));
+    }
+    expect((await t.handle.wait()).exitCode).toBe(0);
+    expect(t.out).toContain(createHash('sha256').update(input).digest('hex'));
   });
 
   it('kills a terminal, which then is gone', async () => {

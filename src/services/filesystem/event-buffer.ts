@@ -6,7 +6,10 @@
 export class EventBuffer<T> {
   private items: T[] = [];
   private head = 0;
-  private waiter: (() => void) | undefined;
+  private waiter: ((woke: boolean) => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
+  private hooked: AbortSignal | undefined;
   private failure: Error | undefined;
   /** Events dropped because the buffer was full. */
   dropped = 0;
@@ -66,23 +69,31 @@ export class EventBuffer<T> {
         return item;
       }
       if (this.failure) throw this.failure;
+      if (this.hooked !== signal) {
+        signal.addEventListener('abort', () => this.settle(true), { once: true });
+        this.hooked = signal;
+      }
       const woke = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => done(false), timeoutMs);
-        const onAbort = (): void => done(true);
-        const done = (wake: boolean): void => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-          this.waiter = undefined;
-          resolve(wake);
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.waiter = () => done(true);
+        this.waiter = resolve;
+        // One timer per buffer, restarted by each wait: no timer and listener made per event.
+        if (this.timer && this.timerMs === timeoutMs) this.timer.refresh();
+        else {
+          clearTimeout(this.timer);
+          this.timerMs = timeoutMs;
+          this.timer = setTimeout(() => this.settle(false), timeoutMs).unref();
+        }
       });
       if (!woke) return 'idle';
     }
   }
 
   private wake(): void {
-    this.waiter?.();
+    this.settle(true);
+  }
+
+  private settle(woke: boolean): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.(woke);
   }
 }

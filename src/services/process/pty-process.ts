@@ -2,7 +2,14 @@ import type { IPty } from 'node-pty';
 import type { LaunchPlan } from './launch.js';
 import type { FanoutLimits } from './output.js';
 import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
+import { PtyWriter } from './pty-writer.js';
 import { exitInfo } from './status.js';
+
+/** node-pty's UnixTerminal beyond the IPty typings: its master fd, and 'close' once that fd is closed. */
+interface UnixTerminal {
+  readonly fd: number;
+  on(event: 'close', listener: () => void): void;
+}
 
 export interface PtySpawnOptions {
   plan: LaunchPlan;
@@ -27,6 +34,7 @@ function dimension(n: number, fallback: number): number {
 export class PtyProcess extends ManagedProcess {
   readonly isPty = true;
   private paused = false;
+  private readonly input: PtyWriter;
 
   /**
    * Spawns the child on a new pty; node-pty reaps it and reports its exit after the pty closes.
@@ -53,6 +61,10 @@ export class PtyProcess extends ManagedProcess {
     opts: PtySpawnOptions,
   ) {
     super(term.pid, opts.meta, opts.limits);
+    const unix = term as unknown as UnixTerminal;
+    this.input = new PtyWriter(unix.fd);
+    // The fd number may be reused once closed: no write may reach it after that.
+    unix.on('close', () => this.input.close());
     // With encoding null node-pty hands out Buffers, whatever its typings say.
     term.onData((data) => this.output.push({ kind: 'pty', data: data as unknown as Buffer }));
     term.onExit(({ exitCode, signal }) => {
@@ -79,7 +91,7 @@ export class PtyProcess extends ManagedProcess {
 
   async writePty(data: Uint8Array): Promise<void> {
     if (this.exitedAt !== undefined) throw precondition(`error writing to tty of process '${this.pid}': the process has exited`);
-    if (data.length > 0) this.term.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    if (data.length > 0) this.input.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
 
   closeStdin(): void {
