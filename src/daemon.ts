@@ -8,6 +8,7 @@ import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { DaemonState } from './state.js';
+import { startIdleTrim } from './system/memory-trim.js';
 import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
 
@@ -79,6 +80,8 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
 
   const stopPortForwarding = startPortForwarding(config, logger, [...ports.values()]);
   if (stopPortForwarding) closers.push(stopPortForwarding);
+  const stopTrim = startIdleTrim(logger);
+  closers.push(async () => stopTrim());
 
   return {
     deps,
