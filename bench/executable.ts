@@ -4,13 +4,16 @@
  * of its own (same runtime, same V8 flags). Run after the other figures, on port 49983 once the bench's own
  * daemon is gone.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createReadStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Sandbox } from 'e2b';
-import { ROOT, SDK_PORT, startDaemon } from '../test/helpers/daemon.js';
-import { download, fmtBytes, fmtMs, median, MiB, now, rssOf, timeRuns, upload } from './lib.js';
+import { freePort, ROOT, SDK_PORT, startDaemon } from '../test/helpers/daemon.js';
+import { download, fmtBytes, fmtMs, median, MiB, now, rssOf, upload } from './lib.js';
 
 type FigureFn = (
   name: string,
@@ -19,7 +22,7 @@ type FigureFn = (
   fn: () => Promise<{ value: string; ratio: number | undefined; holds: boolean | undefined }>,
 ) => Promise<void>;
 
-const BARE = `require('http').createServer((q,s)=>{s.statusCode=204;s.end()}).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`;
+const BARE = `require('http').createServer((q,s)=>{s.statusCode=204;s.end()}).listen(Number(process.env.PORT),'127.0.0.1')`;
 
 /**
  * Drops `file`'s pages from the page cache (GNU dd: nocache with count=0 is posix_fadvise DONTNEED on the
@@ -44,23 +47,62 @@ function runtimeOf(exe: string): { version: string; node: string } {
   return { version, node };
 }
 
-/** Spawns a server that prints its port, times spawn → first answer, and returns the process with it. */
-async function startBare(cmd: string, args: string[]) {
+/**
+ * Resolves with the status of the first answer to GET `url`, retrying a refused connection every
+ * millisecond: what an orchestrator polling `/health` sees, whatever the process prints or logs.
+ */
+async function firstAnswer(url: string, child: ChildProcess): Promise<number> {
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.spawnfile} exited (${child.exitCode ?? child.signalCode}) before answering`);
+    const status = await new Promise<number | undefined>((resolve) => {
+      const req = http.get(url, { agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', () => resolve(undefined));
+    });
+    if (status !== undefined) return status;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * Spawns a server on a port picked before the clock starts and times spawn → first answer. Every side is
+ * timed the same way (stdout to /dev/null, the answer polled), so neither the log's delivery nor a port
+ * printed on stdout counts for one side only.
+ */
+async function timedStart(cmd: string, args: string[], probe: (port: number) => string, env: NodeJS.ProcessEnv = {}) {
+  const port = await freePort();
   const t = now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));
-  });
-  const res = await fetch(`http://127.0.0.1:${port}/`);
+  const child = spawn(cmd, args.map((a) => a.replace('{port}', String(port))), { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PORT: String(port), ...env } });
+  const status = await firstAnswer(probe(port), child);
   const ms = now() - t;
-  if (res.status !== 204) throw new Error('bare server did not answer 204');
-  return { ms, child };
+  if (status !== 204) throw new Error(`${cmd} answered ${status}`);
+  return { ms, child, started: t };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.on('error', () => resolve(false));
+  });
+}
+
+const startBare = (cmd: string, args: string[]) => timedStart(cmd, args, (port) => `http://127.0.0.1:${port}/`);
+
+async function stopStarted(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = once(child, 'exit');
+  child.kill('SIGKILL');
+  await gone;
 }
 
 async function bareStart(cmd: string, args: string[]): Promise<number> {
   const { ms, child } = await startBare(cmd, args);
-  child.kill('SIGKILL');
+  await stopStarted(child);
   return ms;
 }
 
@@ -68,16 +110,25 @@ async function bareIdleRss(cmd: string, args: string[]): Promise<number> {
   const { child } = await startBare(cmd, args);
   await new Promise((r) => setTimeout(r, 1000));
   const rss = rssOf(child.pid!);
-  child.kill('SIGKILL');
+  await stopStarted(child);
   return rss;
 }
 
-/** Start to first /health of the executable as shipped (both faces on). */
+/**
+ * Start to first /health of the executable as shipped (both faces on, default log level): timed as the
+ * bare servers are, with both ports picked before the clock starts.
+ */
 async function exeStart(exe: string): Promise<number> {
-  const t = now();
-  const d = await startDaemon({ command: [exe], port: 0, gatewayPort: 'free' });
-  const ms = now() - t;
-  await d.stop();
+  const gatewayPort = await freePort();
+  const { child, started } = await timedStart(exe, ['--port', '{port}', '--gateway-port', String(gatewayPort), '--no-cgroups'], (port) => `http://127.0.0.1:${port}/health`, {
+    SANDBOXD_ACCESS_TOKEN: '',
+    SANDBOXD_GATEWAY_TOKEN: '',
+  });
+  // The gateway face listens too (accepting is enough: its first request would load the gateway's code).
+  while (!(await accepts(gatewayPort))) await new Promise((r) => setTimeout(r, 1));
+  const ms = now() - started;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
   return ms;
 }
 
@@ -142,9 +193,19 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   for (const file of [node, floorSea, exe]) dropPageCache(file);
 
   await figure(`executable: start to first \`/health\` (${version})`, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
-    const plain = median(await timeRuns(opts.runs, 1, () => bareStart(node, ['-e', BARE])));
-    const sea = median(await timeRuns(opts.runs, 1, () => bareStart(floorSea, [])));
-    const ours = median(await timeRuns(opts.runs, 1, () => exeStart(exe)));
+    // Interleaved (plain, SEA, ours, plain, …) after one warm-up each, so that a machine whose load changes
+    // during the figure (it is shared) weighs on all three alike; one block after another did not.
+    const starts = { plain: [] as number[], sea: [] as number[], ours: [] as number[] };
+    for (let i = -1; i < opts.runs; i++) {
+      const plainMs = await bareStart(node, ['-e', BARE]);
+      const seaMs = await bareStart(floorSea, []);
+      const oursMs = await exeStart(exe);
+      if (i < 0) continue;
+      starts.plain.push(plainMs);
+      starts.sea.push(seaMs);
+      starts.ours.push(oursMs);
+    }
+    const [plain, sea, ours] = [median(starts.plain), median(starts.sea), median(starts.ours)];
     const ratio = ours / plain;
     return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×)`, ratio, holds: ratio <= 1.2 };
   });

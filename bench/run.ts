@@ -6,6 +6,8 @@
  *   BENCH_SMOKE=1 npm run bench   tiny sizes, to keep the harness from rotting
  *   BENCH_EXECUTABLE=0            leaves out the single executable's start and RSS rows (bench/executable.ts)
  *   BENCH_FLOORS=0                leaves out the floor table: only the peer figures run (with BENCH_ONLY, a few)
+ *   BENCH_FLOORS=executable       of the floor table, only the single executable's rows (after `npm run package`)
+ *   BENCH_RUNS=N                  N timed runs per figure instead of 7 (e.g. medians of 21 starts)
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +31,7 @@ const SMOKE = process.env.BENCH_SMOKE === '1';
 const TRANSFER = SMOKE ? 2 * MiB : 256 * MiB;
 const LIST_ENTRIES = SMOKE ? 200 : 10_000;
 const CONCURRENT = SMOKE ? 20 : 200;
-const RUNS = SMOKE ? 3 : 7;
+const RUNS = Number(process.env.BENCH_RUNS) || (SMOKE ? 3 : 7);
 const LATENCY_RUNS = SMOKE ? 5 : 50;
 const WARMUP = SMOKE ? 1 : 3;
 
@@ -293,7 +295,14 @@ async function floorFigures(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_FLOORS !== '0') await floorFigures();
+  if (process.env.BENCH_FLOORS === 'executable') {
+    mkdirSync(WORK, { recursive: true });
+    try {
+      await executableFigures(figure, { runs: RUNS, smoke: SMOKE, work: WORK });
+    } finally {
+      rmSync(WORK, { recursive: true, force: true });
+    }
+  } else if (process.env.BENCH_FLOORS !== '0') await floorFigures();
   const peers: PeerFigure[] = [];
   try {
     peers.push(...(await envdPeerFigures(path.join(WORK, 'peers'))), ...(await gatewayPeerFigures()));

@@ -18,7 +18,6 @@
 // SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<file> the entry writes V8's code cache there on SIGUSR2,
 // then exits.
 const { Buffer } = require('node:buffer');
-const { performance } = require('node:perf_hooks');
 const fs = require('node:fs');
 const { createRequire } = require('node:module');
 const os = require('node:os');
@@ -26,6 +25,11 @@ const path = require('node:path');
 const process = require('node:process');
 const vm = require('node:vm');
 const { crc32 } = require('node:zlib');
+const { setImmediate } = require('node:timers');
+
+// Milliseconds since the process started (process.uptime: node:perf_hooks would cost ~2 ms to load).
+const mark = (what) => process.env.SANDBOXD_SEA_DEBUG && process.stderr.write(`sandboxd: ${what} at ${(process.uptime() * 1000).toFixed(1)} ms\n`);
+mark('main script');
 
 /** @type {{ version: string, node: string, key: string, files: Record<string, { size: number, crc32: number }>, addons: string[] }} */
 const MANIFEST = JSON.parse('__SANDBOXD_MANIFEST__');
@@ -166,7 +170,9 @@ function extractInto(base) {
 
 /**
  * The folder holding the extracted addons, made (or checked) at start so that a host with no usable
- * directory fails at once with the reasons, not at the daemon's first PTY or file request.
+ * directory fails at once with the reasons, not at the daemon's first PTY or file request. It runs just after
+ * the daemon's start code (see the end of this file), off the path to the first /health: proving the folder
+ * (mountinfo, reading and checking every extracted file) took ~5 ms, and a first start writes it out too.
  */
 function addonFolder() {
   const tried = [];
@@ -183,10 +189,12 @@ function addonFolder() {
   process.exit(1);
 }
 
+let folder;
 let addonRequire;
 
 /** A require that resolves the addon packages in their extracted folder; they load when first asked for. */
 function requireAddon(id) {
+  folder ??= addonFolder();
   addonRequire ??= createRequire(path.join(folder, 'node_modules', '.sandboxd'));
   return addonRequire(id);
 }
@@ -199,9 +207,7 @@ function bundleRequire(id) {
   return addonNames.has(id) ? requireAddon(id) : require(id);
 }
 
-const mark = (what) => process.env.SANDBOXD_SEA_DEBUG && process.stderr.write(`sandboxd: ${what} at ${performance.now().toFixed(1)} ms\n`);
 mark('entry');
-const folder = addonFolder();
 const source = asset('sandboxd.cjs').toString('latin1'); // the bundle is ASCII (esbuild charset: 'ascii')
 const writeCache = process.env.SANDBOXD_SEA_WRITE_CACHE;
 // SANDBOXD_SEA_NO_CACHE=1 compiles from source, to measure what the cache saves.
@@ -224,3 +230,9 @@ if (writeCache) {
 
 wrapper.call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), 'sandboxd.cjs'), path.dirname(process.execPath));
 mark('bundle ran');
+// The daemon's start runs on in microtasks (its sockets listen before the event loop's first turn); the addons'
+// folder is made or checked in that first turn, unless the daemon asked for an addon before.
+setImmediate(() => {
+  folder ??= addonFolder();
+  mark('addons checked');
+});

@@ -4,7 +4,6 @@ import type { Gateway } from './gateway/app.js';
 import { lazyHandler } from './lazy.js';
 import { DualProtocolServer } from './listen.js';
 import { createLogger, type Logger } from './log.js';
-import { startPortForwarding } from './portforward/index.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { DaemonState } from './state.js';
@@ -78,8 +77,12 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     );
   }
 
-  const stopPortForwarding = startPortForwarding(config, logger, [...ports.values()]);
-  if (stopPortForwarding) closers.push(stopPortForwarding);
+  if (config.portForward) {
+    // Loaded only when on (it is off on loopback-only hosts): /proc/net/tcp parsing and node:fs/promises.
+    const { startPortForwarding } = await import('./portforward/index.js');
+    const stopPortForwarding = startPortForwarding(config, logger, [...ports.values()]);
+    if (stopPortForwarding) closers.push(stopPortForwarding);
+  }
   const stopTrim = startIdleTrim(logger);
   closers.push(async () => stopTrim());
 

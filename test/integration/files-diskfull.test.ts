@@ -63,6 +63,19 @@ describe('a full disk', () => {
     expect(await names()).toEqual(['old.txt']);
   });
 
+  it('answers 507 for a form of small parts that fills the disk, leaving no temporary file', async (ctx) => {
+    if (!wrap) return ctx.skip();
+    const fill = path.join(dir, 'fill');
+    const parts = Array.from({ length: 24 }, (_, i) => ({ path: path.join(fill, `f${i}.bin`), data: new Blob([randomBytes(60 * 1024)]) }));
+    await expect(sandbox.files.writeFiles(parts)).rejects.toBeInstanceOf(NotEnoughSpaceError);
+    const left = (await sandbox.files.list(fill)).map((e) => e.name);
+    expect(left.filter((n) => n.startsWith('.sandboxd-tmp-'))).toEqual([]);
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.length).toBeLessThan(parts.length);
+    await sandbox.files.remove(fill);
+    expect(await sandbox.files.read(path.join(dir, 'old.txt'))).toBe('old content');
+  });
+
   it('says how much was attempted, as envd does', async (ctx) => {
     if (!wrap) return ctx.skip();
     const body = big();

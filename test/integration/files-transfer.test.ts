@@ -86,6 +86,23 @@ describe('file transfer through the SDK', () => {
     rmSync(big);
   });
 
+  it('writes raw bodies of odd chunkings whole, ending on either side of a gathered write (256 KiB)', async () => {
+    const cases = [
+      { total: 256 * 1024 - 1, chunk: 7919 },
+      { total: 256 * 1024, chunk: 65536 },
+      { total: 256 * 1024 + 1, chunk: 100_003 },
+      { total: 3 * 1024 * 1024 + 17, chunk: 1 * 1024 * 1024 + 1 },
+      { total: 2 * 1024 * 1024 + 5, chunk: 13 },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const p = path.join(root, `odd-${i}.bin`);
+      const up = generatedStream(c.total, c.chunk);
+      await sandbox.files.write(p, up.stream);
+      expect(statSync(p).size, `${c.total} bytes in chunks of ${c.chunk}`).toBe(c.total);
+      expect(sha256(readFileSync(p)), `${c.total} bytes in chunks of ${c.chunk}`).toBe(up.digest());
+    }
+  });
+
   it('does not hold an upload in memory: 256 MiB through grows the daemon by far less', async () => {
     const pid = daemon.child.pid!;
     const statusMiB = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -132,6 +149,55 @@ describe('file transfer through the SDK', () => {
     const infos = await sandbox.files.writeFiles(files);
     expect(infos.map((i) => i.path)).toEqual(files.map((f) => f.path));
     for (const f of files) expect(readFileSync(f.path, 'utf8')).toBe(f.data);
+  });
+
+  it('writes a form of small files into new nested directories as the user, each file and parent theirs', async () => {
+    mkdirSync(path.join(root, 'small-tree'));
+    const files = Array.from({ length: 300 }, (_, i) => ({ path: path.join(root, 'small-tree', `d${i % 5}`, `e${i % 3}`, `f${i}.txt`), data: `small ${i}\n` }));
+    const infos = await sandbox.files.writeFiles(files, { user: 'user' });
+    expect(infos.map((i) => i.path)).toEqual(files.map((f) => f.path));
+    for (const f of files) {
+      expect(readFileSync(f.path, 'utf8')).toBe(f.data);
+      expect([statSync(f.path).uid, statSync(f.path).gid]).toEqual([account.uid, account.gid]);
+    }
+    for (const d of ['d0', 'd4/e2']) expect(statSync(path.join(root, 'small-tree', d)).uid).toBe(account.uid);
+    for (const d of readdirSync(path.join(root, 'small-tree'))) {
+      for (const e of readdirSync(path.join(root, 'small-tree', d))) {
+        expect(readdirSync(path.join(root, 'small-tree', d, e)).filter((n) => n.startsWith('.sandboxd-tmp-'))).toEqual([]);
+      }
+    }
+  });
+
+  it('replaces old files from a form of small parts whole: a new inode, the old mode kept, the old metadata cleared', async () => {
+    const dir = path.join(root, 'small-old');
+    mkdirSync(dir);
+    const paths = Array.from({ length: 20 }, (_, i) => path.join(dir, `f${i}.txt`));
+    for (const p of paths) writeFileSync(p, 'old');
+    chmodSync(paths[5]!, 0o640);
+    await sandbox.files.write(paths[7]!, 'tagged', { metadata: { stage: 'old' } });
+    const inodes = paths.map((p) => statSync(p).ino);
+
+    await sandbox.files.writeFiles(paths.map((p) => ({ path: p, data: `new ${p}` })));
+    for (const [i, p] of paths.entries()) {
+      expect(readFileSync(p, 'utf8')).toBe(`new ${p}`);
+      expect(statSync(p).ino, p).not.toBe(inodes[i]);
+    }
+    expect(statSync(paths[5]!).mode & 0o777).toBe(0o640);
+    expect((await sandbox.files.getInfo(paths[7]!)).metadata).toBeUndefined();
+    expect(readdirSync(dir).filter((n) => n.startsWith('.sandboxd-tmp-'))).toEqual([]);
+  });
+
+  it('writes parts on either side of the small-file limit (64 KiB) whole, in a form and as raw bodies', async () => {
+    const dir = path.join(root, 'limit');
+    const sizes = [0, 1, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 1024 * 1024 + 3];
+    const bodies = sizes.map((n) => randomBytes(n));
+    const files = bodies.map((b, i) => ({ path: path.join(dir, `s${i}.bin`), data: new Blob([b]) }));
+    await sandbox.files.writeFiles([{ path: path.join(dir, 'first.txt'), data: 'first' }, ...files]);
+    for (const [i, b] of bodies.entries()) expect(sha256(readFileSync(files[i]!.path)), `${sizes[i]} bytes`).toBe(sha256(b));
+    for (const [i, b] of bodies.entries()) {
+      await sandbox.files.write(files[i]!.path, new Blob([b.subarray(0, b.length >> 1)]), { useOctetStream: true });
+      expect(readFileSync(files[i]!.path).length).toBe(b.length >> 1);
+    }
   });
 
   it('refuses a repeated path late in a form, naming the parts that landed before it', async () => {

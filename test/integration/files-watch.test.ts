@@ -80,6 +80,27 @@ describe('watching directories', () => {
     }
   });
 
+  it('sees each file of a multipart form as envd shows it, and no temporary name', async () => {
+    const dir = path.join(root, 'form');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'existing.txt'), 'before');
+    const events: FilesystemEvent[] = [];
+    const handle = await sandbox.files.watchDir(dir, (e) => void events.push(e));
+    try {
+      const names = ['a.txt', 'b.txt', 'c.txt', 'existing.txt', 'd.txt'];
+      await sandbox.files.writeFiles(names.map((n) => ({ path: path.join(dir, n), data: `form ${n}` })));
+      expect(await eventually(() => names.every((n) => events.some((e) => e.type === FilesystemEventType.WRITE && e.name === n)))).toBe(true);
+      for (const n of names) {
+        const seen = events.filter((e) => e.name === n).map((e) => e.type);
+        const want = n === 'existing.txt' ? ['chmod', 'write'] : ['create', 'chmod', 'write'];
+        expect(seen, n).toEqual(want);
+      }
+      expect(events.filter((e) => !names.includes(e.name))).toEqual([]);
+    } finally {
+      await handle.stop();
+    }
+  });
+
   it('watches recursively, including directories made after it started', async () => {
     const dir = path.join(root, 'recursive');
     mkdirSync(path.join(dir, 'nested'), { recursive: true });

@@ -45,7 +45,7 @@ describe('what the daemon loads at start', () => {
   it('is its own start path, without the RPC stack, Hono, the MCP SDK or the native addons', () => {
     expect(atStart.inputs).toContain('src/server.ts');
     const deferred = atStart.inputs.filter((i) =>
-      /node_modules\/(@bufbuild|@connectrpc|hono|@hono|@modelcontextprotocol|busboy|zod|ajv)\/|^src\/(gen|api|gateway|picod|services\/(filesystem|process\/(?!base64)))\//.test(i),
+      /node_modules\/(@bufbuild|@connectrpc|hono|@hono|@modelcontextprotocol|busboy|zod|ajv)\/|^src\/(gen|api|gateway|picod|portforward|services\/(filesystem|process\/(?!base64)))\//.test(i),
     );
     expect(deferred).toEqual([]);
   });

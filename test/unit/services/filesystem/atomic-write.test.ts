@@ -74,3 +74,62 @@ describe('writeFileAtomically', () => {
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
   });
 });
+
+describe('writeFileAtomically into a directory the request already found (small files written synchronously)', () => {
+  let dir: string;
+  let known: () => AtomicWriteOptions;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'atomic-known-'));
+    known = () => ({ ...opts, knownDirs: new Set([dir]) });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A source that sends a few bytes and then fails, before the small-file limit. */
+  const failingEarly = (): Readable =>
+    new Readable({
+      read() {
+        this.push(Buffer.from('partial'));
+        setImmediate(() => this.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+      },
+    });
+
+  it('replaces the file whole, as its owner, keeping set-id bits', async () => {
+    const p = path.join(dir, 'tool');
+    writeFileSync(p, 'v1');
+    chmodSync(p, 0o4755);
+    const before = statSync(p).ino;
+    await writeFileAtomically(p, text('v2'), { ...known(), uid: 1234, gid: 1235 });
+    expect(readFileSync(p, 'utf8')).toBe('v2');
+    expect(statSync(p).mode & 0o7777).toBe(0o4755);
+    expect([statSync(p).uid, statSync(p).gid]).toEqual([1234, 1235]);
+    expect(statSync(p).ino).not.toBe(before);
+    expect(readdirSync(dir)).toEqual(['tool']);
+  });
+
+  it('keeps the old file and leaves no temporary file when the source fails early or late', async () => {
+    const p = path.join(dir, 'keep.txt');
+    writeFileSync(p, 'old');
+    for (const source of [failingEarly(), failing()]) {
+      const err = await writeFileAtomically(p, source, known()).catch((e: unknown) => e);
+      expect((err as WriteFailure).kind).toBe('source');
+      expect(readFileSync(p, 'utf8')).toBe('old');
+      expect(readdirSync(dir)).toEqual(['keep.txt']);
+    }
+  });
+
+  it('streams a source past the limit, and writes an empty one', async () => {
+    const big = Buffer.alloc(64 * 1024 + 1, 7);
+    await writeFileAtomically(path.join(dir, 'big'), Readable.from([big.subarray(0, 1000), big.subarray(1000)]), known());
+    expect(readFileSync(path.join(dir, 'big')).equals(big)).toBe(true);
+    await writeFileAtomically(path.join(dir, 'empty'), Readable.from([]), known());
+    expect(readFileSync(path.join(dir, 'empty')).length).toBe(0);
+  });
+
+  it('writes through a symlink to the file it names', async () => {
+    const target = path.join(dir, 'target');
+    writeFileSync(target, 'old');
+    symlinkSync(target, path.join(dir, 'link'));
+    expect(await writeFileAtomically(path.join(dir, 'link'), text('new'), known())).toBe(target);
+    expect(readFileSync(target, 'utf8')).toBe('new');
+  });
+});
