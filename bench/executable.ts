@@ -91,7 +91,7 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-const startBare = (cmd: string, args: string[]) => timedStart(cmd, args, (port) => `http://127.0.0.1:${port}/`);
+const startBare = (cmd: string, args: string[]) => timedStart(cmd, args, (port) => `http://127.0.0.1:${port}/health`);
 
 async function stopStarted(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -190,24 +190,30 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   const floorSea = path.join(ROOT, 'build/bench-floor-sea');
   const pkg = (await import(pathToFileURL(path.join(ROOT, 'packaging/package.mjs')).href)) as { buildFloorSea(out: string, node: string): string };
   pkg.buildFloorSea(floorSea, node);
-  for (const file of [node, floorSea, exe]) dropPageCache(file);
+  // E2B's envd beside them when ENVD_BIN names it, started and polled the same way (on /health).
+  const envdBin = process.env.ENVD_BIN;
+  const envd: [string, string[]] | undefined = envdBin ? [envdBin, ['-isnotfc', '-no-cgroups', '-port', '{port}']] : undefined;
+  for (const file of [node, floorSea, exe, ...(envdBin ? [envdBin] : [])]) dropPageCache(file);
 
   await figure(`executable: start to first \`/health\` (${version})`, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
     // Interleaved (plain, SEA, ours, plain, …) after one warm-up each, so that a machine whose load changes
     // during the figure (it is shared) weighs on all three alike; one block after another did not.
-    const starts = { plain: [] as number[], sea: [] as number[], ours: [] as number[] };
+    const starts = { plain: [] as number[], sea: [] as number[], ours: [] as number[], envd: [] as number[] };
     for (let i = -1; i < opts.runs; i++) {
       const plainMs = await bareStart(node, ['-e', BARE]);
       const seaMs = await bareStart(floorSea, []);
       const oursMs = await exeStart(exe);
+      const envdMs = envd ? await bareStart(...envd) : undefined;
       if (i < 0) continue;
       starts.plain.push(plainMs);
       starts.sea.push(seaMs);
       starts.ours.push(oursMs);
+      if (envdMs !== undefined) starts.envd.push(envdMs);
     }
     const [plain, sea, ours] = [median(starts.plain), median(starts.sea), median(starts.ours)];
     const ratio = ours / plain;
-    return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×)`, ratio, holds: ratio <= 1.2 };
+    const vsEnvd = envd ? `; envd ${fmtMs(median(starts.envd))}, ${(ours / median(starts.envd)).toFixed(2)}×` : '';
+    return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×${vsEnvd})`, ratio, holds: ratio <= 1.2 };
   });
 
   await figure('executable: first RPC after start (Process/List; loads the envd RPC stack)', 'the same RPC once loaded', '—', async () => {
@@ -221,12 +227,13 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   await figure(`executable: idle RSS (${version})`, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {
     const plain = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(node, ['-e', BARE]))));
     const sea = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(floorSea, []))));
+    const envdIdle = envd ? median(await Promise.all([0, 1, 2].map(() => bareIdleRss(...envd)))) : undefined;
     const d = await startDaemon({ command: [exe], port: SDK_PORT, gatewayPort: 'free' });
     await new Promise((r) => setTimeout(r, 1000));
     const idle = rssOf(d.child.pid!);
     await d.stop();
     return {
-      value: `${fmtBytes(idle)} (floor ${fmtBytes(plain)}, +${fmtBytes(idle - plain)}; SEA floor ${fmtBytes(sea)}, +${fmtBytes(idle - sea)})`,
+      value: `${fmtBytes(idle)} (floor ${fmtBytes(plain)}, +${fmtBytes(idle - plain)}; SEA floor ${fmtBytes(sea)}, +${fmtBytes(idle - sea)}${envdIdle === undefined ? '' : `; envd ${fmtBytes(envdIdle)}`})`,
       ratio: idle / plain,
       holds: idle <= plain + 10 * MiB,
     };
