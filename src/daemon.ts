@@ -7,6 +7,7 @@ import { createLogger, type Logger } from './log.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { DaemonState } from './state.js';
+import { startIdleTrim } from './system/memory-trim.js';
 import { protectDaemon } from './system/survival.js';
 import { UserDb } from './system/users.js';
 
@@ -82,6 +83,8 @@ export async function startDaemon(config: Config, logger: Logger = createLogger(
     const stopPortForwarding = startPortForwarding(config, logger, [...ports.values()]);
     if (stopPortForwarding) closers.push(stopPortForwarding);
   }
+  const stopTrim = startIdleTrim(logger);
+  closers.push(async () => stopTrim());
 
   return {
     deps,

@@ -51,3 +51,9 @@ export function spawn(
   onExit: (code: number, signal: number) => void,
   onSpawned: (error: NodeJS.ErrnoException | undefined, child?: SpawnedChild) => void,
 ): void;
+
+/**
+ * glibc's malloc_trim(0): hands the free pages of every malloc arena back to the kernel. Returns
+ * whether any memory was released.
+ */
+export function trim(): boolean;

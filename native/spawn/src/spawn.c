@@ -18,6 +18,7 @@
 // handler reaps only the pids of its own uv_process_t handles, so it never takes these children.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -743,6 +744,17 @@ static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
   return NULL;
 }
 
+/*
+ * trim(): glibc's malloc_trim(0), which hands the free pages of every malloc arena back to the kernel
+ * (free() returns only a heap's top). Returns whether anything was released.
+ */
+static napi_value trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_get_boolean(env, malloc_trim(0) != 0, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   struct instance *inst = calloc(1, sizeof *inst);
   if (!inst || napi_set_instance_data(env, inst, NULL, NULL) != napi_ok || napi_add_env_cleanup_hook(env, instance_cleanup, inst) != napi_ok) {
@@ -752,7 +764,9 @@ NAPI_MODULE_INIT() {
   }
   napi_value fn;
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, spawn, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "spawn", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "spawn", fn) != napi_ok ||
+      napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "trim", fn) != napi_ok) {
     napi_throw_error(env, NULL, "sandboxd-spawn: could not export spawn");
     return NULL;
   }
