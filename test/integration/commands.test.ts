@@ -5,18 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, CommandExitError, InvalidArgumentError, NotFoundError, TimeoutError, type Sandbox } from 'e2b';
 import type { RunningDaemon } from '../helpers/daemon.js';
+import { ensureTestUserWithGroup } from '../helpers/users.js';
 import { startSdkDaemon } from '../helpers/sdk.js';
 
-/** Ensures the SDK's default user `user` exists, in a group besides its own for the groups test. */
-function ensureTestUser(): void {
-  try {
-    execFileSync('id', ['user'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/bash', 'user']);
-  }
-  execFileSync('groupadd', ['-f', 'sbxtestgrp']);
-  execFileSync('usermod', ['-aG', 'sbxtestgrp', 'user']);
-}
 
 /** Resolves once `check` holds, polling; rejects after `ms`. */
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
@@ -51,7 +42,7 @@ describe('commands through the SDK', () => {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'sbx-cmd-'));
 
   beforeAll(async () => {
-    ensureTestUser();
+    ensureTestUserWithGroup();
     ({ daemon: d, sandbox } = await startSdkDaemon());
   });
   afterAll(async () => {

@@ -1,23 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { Process } from '../../src/gen/process/process_pb.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { ensureTestUserWithGroup } from '../helpers/users.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('skipping the native spawn suite: starting commands as `user` needs a root daemon');
 
-/** The SDK's default user `user`, in a group besides its own. */
-function ensureTestUser(): void {
-  try {
-    execFileSync('id', ['user'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/bash', 'user']);
-  }
-  execFileSync('groupadd', ['-f', 'sbxtestgrp']);
-  execFileSync('usermod', ['-aG', 'sbxtestgrp', 'user']);
-}
 
 const AS_USER = { authorization: `Basic ${Buffer.from('user:').toString('base64')}` };
 
@@ -40,7 +30,7 @@ for (const mode of ['native', 'fallback'] as const) {
     let d: RunningDaemon;
     let client: Client<typeof Process>;
     beforeAll(async () => {
-      ensureTestUser();
+      ensureTestUserWithGroup();
       d = await startDaemon({ env: mode === 'fallback' ? { SANDBOXD_NATIVE_SPAWN: '0' } : {} });
       client = createClient(Process, createConnectTransport({ baseUrl: d.url, httpVersion: '1.1' }));
     });
