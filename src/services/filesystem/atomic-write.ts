@@ -199,6 +199,28 @@ function readSmall(source: Readable, limit: number): Promise<{ chunks: Buffer[];
   });
 }
 
+/** Each step's failure, the same for the streamed and the synchronous writes. */
+function tempOpenFailure(err: unknown): WriteFailure {
+  if (isNoSpace(err)) return new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
+  return new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
+}
+
+function ownershipFailure(err: unknown): WriteFailure {
+  return new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
+}
+
+function writeFailure(err: unknown): WriteFailure {
+  return isNoSpace(err) ? new WriteFailure('no-space', 'not enough disk space available') : new WriteFailure('internal', `error writing file: ${messageOf(err)}`);
+}
+
+function fileFull(): WriteFailure {
+  return new WriteFailure('internal', 'error writing file: the file takes no more bytes');
+}
+
+function placingFailure(err: unknown): WriteFailure {
+  return new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error moving the upload into place: ${messageOf(err)}`);
+}
+
 /**
  * writeViaTemp for bytes already in memory, with synchronous calls (see SMALL_FILE_BYTES); the
  * same steps, the same failures.
@@ -209,8 +231,7 @@ async function writeSmallViaTemp(dest: string, existing: Stats | undefined, chun
   try {
     fd = openSync(tmp, 'wx', opts.createMode ?? 0o666);
   } catch (err) {
-    if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
-    throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
+    throw tempOpenFailure(err);
   }
   let renamed = false;
   try {
@@ -218,7 +239,7 @@ async function writeSmallViaTemp(dest: string, existing: Stats | undefined, chun
       fchownSync(fd, opts.uid, opts.gid);
       if (existing && opts.keepMode) fchmodSync(fd, existing.mode & 0o7777);
     } catch (err) {
-      throw new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
+      throw ownershipFailure(err);
     }
     const bytes = writeAllSync(fd, chunks);
     const metadataChanged = existing !== undefined && Object.keys(readMetadataSync(dest)).length > 0;
@@ -227,7 +248,7 @@ async function writeSmallViaTemp(dest: string, existing: Stats | undefined, chun
       renameSync(tmp, dest);
     } catch (err) {
       landing.abandon();
-      throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error moving the upload into place: ${messageOf(err)}`);
+      throw placingFailure(err);
     }
     renamed = true;
     await landing.landed(landingEvents(opts.reportAs, { existed: existing !== undefined, bytes, metadataChanged }));
@@ -250,9 +271,9 @@ function writeAllSync(fd: number, chunks: Buffer[]): number {
     try {
       n = writevSync(fd, rest);
     } catch (err) {
-      throw isNoSpace(err) ? new WriteFailure('no-space', 'not enough disk space available') : new WriteFailure('internal', `error writing file: ${messageOf(err)}`);
+      throw writeFailure(err);
     }
-    if (n === 0) throw new WriteFailure('internal', 'error writing file: the file takes no more bytes');
+    if (n === 0) throw fileFull();
     written += n;
     rest = unwritten(rest, n);
   }
@@ -265,8 +286,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
   try {
     fh = await open(tmp, 'wx', opts.createMode ?? 0o666);
   } catch (err) {
-    if (isNoSpace(err)) throw new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
-    throw new WriteFailure('internal', `error opening file: ${messageOf(err)}`);
+    throw tempOpenFailure(err);
   }
   let renamed = false;
   try {
@@ -275,7 +295,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
       // After chown, which clears set-id bits, so they survive an overwrite too.
       if (existing && opts.keepMode) await fh.chmod(existing.mode & 0o7777);
     } catch (err) {
-      throw new WriteFailure('internal', `error changing file ownership: ${messageOf(err)}`);
+      throw ownershipFailure(err);
     }
     const bytes = await copyInto(source, fh, head);
     // The temporary file is new (O_EXCL): with no metadata asked for there is nothing to clear.
@@ -286,7 +306,7 @@ async function writeViaTemp(dest: string, existing: Stats | undefined, source: R
       await rename(tmp, dest);
     } catch (err) {
       landing.abandon();
-      throw new WriteFailure(isNoSpace(err) ? 'no-space' : 'internal', `error moving the upload into place: ${messageOf(err)}`);
+      throw placingFailure(err);
     }
     renamed = true;
     await landing.landed(landingEvents(opts.reportAs, { existed: existing !== undefined, bytes, metadataChanged }));
@@ -362,11 +382,11 @@ function copyInto(source: Readable, fh: FileHandle, head: Buffer[] = []): Promis
       writev(fh.fd, chunks, (err, n) => {
         if (err) {
           writing = false;
-          return fail(isNoSpace(err) ? new WriteFailure('no-space', 'not enough disk space available') : new WriteFailure('internal', `error writing file: ${messageOf(err)}`));
+          return fail(writeFailure(err));
         }
         if (n === 0) {
           writing = false;
-          return fail(new WriteFailure('internal', 'error writing file: the file takes no more bytes'));
+          return fail(fileFull());
         }
         written += n;
         const rest = unwritten(chunks, n);
