@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { spawnAddonExport } from './spawn-addon.js';
 
 /** `SANDBOXD_MALLOC_TRIM=0` turns the idle trim off. */
 export const MALLOC_TRIM_ENV = 'SANDBOXD_MALLOC_TRIM';
@@ -32,10 +33,7 @@ export function startIdleTrim(logger: Logger): () => void {
   let quiet = Infinity;
   const load = async (): Promise<Trim | null> => {
     try {
-      const mod = (await import('sandboxd-spawn')) as { trim?: Trim; default?: { trim?: Trim } };
-      const fn = mod.trim ?? mod.default?.trim;
-      if (typeof fn !== 'function') throw new Error('the addon exports no trim()');
-      return fn;
+      return await spawnAddonExport('trim');
     } catch (err) {
       logger.debug({ err: (err as Error).message }, 'malloc trim unavailable: freed malloc memory stays resident');
       return null;

@@ -1,5 +1,6 @@
 import type { Logger } from '../../log.js';
-import type { SpawnOptions, SpawnedChild, spawn as addonSpawn } from 'sandboxd-spawn';
+import type { SpawnOptions, SpawnedChild } from 'sandboxd-spawn';
+import { spawnAddonExport } from '../../system/spawn-addon.js';
 
 export type { SpawnOptions as NativeSpawnOptions, SpawnedChild as NativeChild } from 'sandboxd-spawn';
 
@@ -28,9 +29,7 @@ export function nativeSpawn(logger?: Logger): Promise<NativeSpawn | undefined> {
       return undefined;
     }
     try {
-      const mod = (await import('sandboxd-spawn')) as { spawn?: typeof addonSpawn; default?: { spawn?: typeof addonSpawn } };
-      const spawn = mod.spawn ?? mod.default?.spawn;
-      if (typeof spawn !== 'function') throw new Error('the addon exports no spawn()');
+      const spawn = await spawnAddonExport('spawn');
       return (options, onExit) =>
         new Promise<SpawnedChild>((resolve, reject) => {
           spawn(options, onExit, (err, child) => (child ? resolve(child) : reject(err ?? new Error(`spawn ${options.file}: the addon reported nothing`))));
