@@ -122,6 +122,17 @@ export class PortForwarder {
     return [...this.forwards.values()].map((f) => ({ from: f.from, port: f.target.port, to: f.target.address }));
   }
 
+  /**
+   * The loopback-only listeners in /proc/net/tcp{,6}. The relays' own listeners on the external addresses
+   * are left out: counted, they made their port look served on a wider address, so the next scan closed
+   * the relay and the one after opened it again, and the port was unreachable every other second.
+   */
+  private async loopbackOnly(): Promise<LoopbackListener[]> {
+    const own = new Set([...this.forwards.values()].map((f) => keyOf(canonical(f.from), f.target.port)));
+    const entries = (await readTcpTables()).filter((e) => !own.has(keyOf(canonical(e.address), e.port)));
+    return loopbackListeners(entries);
+  }
+
   /** One pass: open relays for new listeners, close those whose listener is gone. Passes never overlap. */
   scan(): Promise<void> {
     this.scanning ??= this.scanOnce().finally(() => (this.scanning = undefined));
@@ -130,7 +141,7 @@ export class PortForwarder {
 
   private async scanOnce(): Promise<void> {
     if (this.closed) return;
-    const listeners = (await (this.opts.listeners ?? defaultListeners)()).filter((l) => !this.exclude.has(l.port));
+    const listeners = (await (this.opts.listeners ?? (() => this.loopbackOnly()))()).filter((l) => !this.exclude.has(l.port));
     const addresses = (this.opts.addresses ?? externalAddresses)();
     const wanted = new Map<string, { from: string; target: LoopbackListener }>();
     for (const target of listeners) {
@@ -186,6 +197,7 @@ function keyOf(from: string, port: number): string {
   return `${from}|${port}`;
 }
 
-async function defaultListeners(): Promise<LoopbackListener[]> {
-  return loopbackListeners(await readTcpTables());
+/** An address in one text form (IPv6 compressed and lower case), so that /proc's and os's forms compare. */
+function canonical(address: string): string {
+  return address.includes(':') ? new URL(`http://[${address}]`).hostname.slice(1, -1) : address;
 }

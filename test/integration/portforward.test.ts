@@ -162,6 +162,16 @@ describe.skipIf(skipReason !== undefined)('port forwarding, daemon bound to ever
     expect(probe(outside, `http://[${INSIDE_V6}]:18000/`)).toEqual({ status: 200, body: 'served by 127.0.0.1:18000' });
   });
 
+  it('keeps a forward open across later scans (its own listener does not count as the port served wider)', async () => {
+    await startServer(daemon.pid, '127.0.0.1', 18005);
+    await daemon.waitForLog(forwardStarted(18005), 'forward of 18005');
+    // Three scans (one a second) later the relay is still the first one, and still answers.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(daemon.logs.filter((r) => r.port === 18005 && r.msg === 'port forward stopped: the listener went away')).toEqual([]);
+    expect(daemon.logs.filter(forwardStarted(18005))).toHaveLength(1);
+    expect(probe(outside, `http://${INSIDE_V4}:18005/`)).toEqual({ status: 200, body: 'served by 127.0.0.1:18005' });
+  });
+
   it('forwards a server listening only on ::1', async () => {
     await startServer(daemon.pid, '::1', 18001);
     await daemon.waitForLog(forwardStarted(18001), 'forward of 18001');
