@@ -44,15 +44,19 @@ function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
 
-/** The working directory for a process: the request's, else the default workdir, else home; it must exist. */
-export async function resolveCwd(input: string | undefined, user: User, defaultWorkdir: string | undefined): Promise<string> {
-  let dir: string;
+/** The working directory a process asks for: the request's, else the default workdir, else home (not checked). */
+export function cwdPath(input: string | undefined, user: User, defaultWorkdir: string | undefined): string {
   try {
-    dir = resolvePath(input ?? '', user, defaultWorkdir);
+    return resolvePath(input ?? '', user, defaultWorkdir);
   } catch (err) {
     if (err instanceof PathError) throw invalid(err.message);
     throw err;
   }
+}
+
+/** The working directory for a process (cwdPath); it must exist and be a directory the user may enter. */
+export async function resolveCwd(input: string | undefined, user: User, defaultWorkdir: string | undefined): Promise<string> {
+  const dir = cwdPath(input, user, defaultWorkdir);
   let st: Stats;
   try {
     st = await stat(dir);
@@ -77,15 +81,24 @@ async function executable(file: string, user: User): Promise<'ok' | 'missing' | 
 }
 
 /**
+ * The program a command names by its path (one with a slash, taken relative to cwd), unchecked;
+ * undefined for a bare name, which is searched in PATH. An empty command or one with a NUL byte is
+ * invalid_argument.
+ */
+export function namedExecutable(cmd: string, cwd: string): string | undefined {
+  if (cmd === '') throw invalid(`error starting process '': no command given`);
+  if (cmd.includes('\0')) throw invalid(`error starting process '${cmd}': command contains a NUL byte`);
+  return cmd.includes('/') ? path.resolve(cwd, cmd) : undefined;
+}
+
+/**
  * The absolute path of the program to run, found as execvp would (a name with a slash is taken
  * relative to cwd, a bare name is searched in PATH), so a missing binary is a clear error before
  * anything is spawned.
  */
 export async function resolveExecutable(cmd: string, cwd: string, searchPath: string | undefined, user: User): Promise<string> {
-  if (cmd === '') throw invalid(`error starting process '': no command given`);
-  if (cmd.includes('\0')) throw invalid(`error starting process '${cmd}': command contains a NUL byte`);
-  if (cmd.includes('/')) {
-    const file = path.resolve(cwd, cmd);
+  const file = namedExecutable(cmd, cwd);
+  if (file !== undefined) {
     const found = await executable(file, user);
     if (found === 'ok') return file;
     const why = { missing: 'no such file or directory', denied: 'permission denied', directory: 'is a directory' }[found];
@@ -93,8 +106,8 @@ export async function resolveExecutable(cmd: string, cwd: string, searchPath: st
   }
   for (const dir of (searchPath || FALLBACK_PATH).split(':')) {
     if (!dir || !path.isAbsolute(dir)) continue;
-    const file = path.join(dir, cmd);
-    if ((await executable(file, user)) === 'ok') return file;
+    const candidate = path.join(dir, cmd);
+    if ((await executable(candidate, user)) === 'ok') return candidate;
   }
   throw invalid(`error starting process '${cmd}': executable file not found in $PATH`);
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { childSetup, withSurvivalPrelude } from '../../system/survival.js';
 import type { User } from '../../system/users.js';
 import type { ServiceDeps } from '../context.js';
-import { processEnv, resolveCwd, resolveExecutable } from './environment.js';
+import { cwdPath, namedExecutable, processEnv, resolveCwd, resolveExecutable } from './environment.js';
 import { launchPlan } from './launch.js';
 import { nativeSpawn } from './native-spawn.js';
 import type { FanoutLimits, OutputSubscription } from './output.js';
@@ -59,6 +59,17 @@ function spawnError(err: unknown, cmd: string): ConnectError {
 }
 
 /**
+ * A native spawn whose child could not enter cwd or exec the program: the checks the other spawns make
+ * up front give the same errors (`cwd '/x' does not exist`, `/x: permission denied`). Returns when they
+ * find nothing wrong (an ACL, a missing interpreter): the spawn's own error stands.
+ */
+async function explainNativeFailure(err: unknown, spec: StartSpec, cwd: string, searchPath: string | undefined, defaultWorkdir: string | undefined): Promise<void> {
+  const step = (err as NodeJS.ErrnoException | undefined)?.syscall;
+  if (step === 'chdir') await resolveCwd(spec.config.cwd, spec.user, defaultWorkdir);
+  else if (step === 'execve') await resolveExecutable(spec.config.cmd, cwd, searchPath, spec.user);
+}
+
+/**
  * Every process the daemon started, by pid: the live ones, and for EXIT_RETENTION_MS after their
  * end, what they ended with. Processes outlive the streams that started them.
  */
@@ -90,12 +101,16 @@ export class ProcessRegistry {
   async start(spec: StartSpec): Promise<{ process: ManagedProcess; output: OutputSubscription<ExitInfo> }> {
     if (this.closing) throw new ConnectError('the daemon is shutting down', Code.Unavailable);
     const { user, config } = spec;
-    const cwd = await resolveCwd(config.cwd, user, this.deps.state.defaultWorkdir);
-    const env = processEnv(user, this.deps.state.envVars, config.envs);
-    const file = await resolveExecutable(config.cmd, cwd, env.PATH, user);
-    const meta = { config, tag: spec.tag };
+    const { defaultWorkdir } = this.deps.state;
     // Pipes start through the native spawn when it loads: credentials and the prelude's steps in the child, one exec.
     const spawn = spec.pty ? undefined : await nativeSpawn(this.logger);
+    const env = processEnv(user, this.deps.state.envVars, config.envs);
+    // The native spawn's child enters cwd and execs the program as the user, and fails with the kernel's
+    // answer: a program named by its path and the cwd are checked only when it fails (below). Checked up
+    // front, each stat is a hop to the thread pool and back, which on a loaded machine may wait for a CPU.
+    const cwd = spawn ? cwdPath(config.cwd, user, defaultWorkdir) : await resolveCwd(config.cwd, user, defaultWorkdir);
+    const file = (spawn ? namedExecutable(config.cmd, cwd) : undefined) ?? (await resolveExecutable(config.cmd, cwd, env.PATH, user));
+    const meta = { config, tag: spec.tag };
 
     let proc: ManagedProcess;
     try {
@@ -112,6 +127,7 @@ export class ProcessRegistry {
           : await PipeProcess.spawn({ plan, cwd, env, stdin: spec.stdin, meta, limits: this.opts.limits, processGroup: spec.processGroup });
       }
     } catch (err) {
+      if (spawn) await explainNativeFailure(err, spec, cwd, env.PATH, defaultWorkdir);
       throw spawnError(err, [config.cmd, ...config.args].join(' '));
     }
     // Only microtasks pass between spawn and here: output (an I/O event) cannot arrive before the subscription.
