@@ -12,7 +12,7 @@ import { ACCEPT_COMPRESSION } from './services/compression.js';
 import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
 import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
-import { processService } from './services/process/index.js';
+import { processService, processStartStream } from './services/process/index.js';
 import { sendJson } from './server.js';
 
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -36,6 +36,7 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
   const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
   const filesystem = filesystemService(deps);
   const legacyRpc = legacyFilesystemHandler(filesystem);
+  const startStream = processStartStream(deps, jsonOptions);
   const rpc = connectNodeAdapter({
     routes: (router) => {
       router.service(Filesystem, filesystem);
@@ -54,6 +55,6 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
     }
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
-    else rpc(req, res);
+    else if ('stream' in req || !startStream(req, res as http.ServerResponse)) rpc(req, res);
   };
 }

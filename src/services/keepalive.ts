@@ -6,7 +6,7 @@ export const DEFAULT_KEEPALIVE_SECONDS = 90;
  * `Keepalive-Ping-Interval` (whole positive seconds, as the SDK sends 50); missing or invalid values
  * fall back to envd's default.
  */
-export function keepaliveIntervalMs(headers: Headers): number {
+export function keepaliveIntervalMs(headers: Pick<Headers, 'get'>): number {
   const text = headers.get('keepalive-ping-interval')?.trim() ?? '';
   const seconds = /^\d+$/.test(text) ? Number(text) : 0;
   return (Number.isSafeInteger(seconds) && seconds > 0 ? seconds : DEFAULT_KEEPALIVE_SECONDS) * 1000;

@@ -8,6 +8,14 @@ import { processEvents } from './events.js';
 import type { ProcessRegistry } from './registry.js';
 
 /**
+ * What Start uses of its call: connect-node's HandlerContext has it, and so has the lean stream that
+ * serves the SDKs' requests (start-stream.ts).
+ */
+export interface StartCall extends Pick<HandlerContext, 'signal' | 'timeoutMs'> {
+  requestHeader: Pick<Headers, 'get'>;
+}
+
+/**
  * Start: spawns the process and streams start, output and end. `Connect-Timeout-Ms` bounds the
  * process's life (it is killed at the deadline); leaving the stream early leaves it running.
  */
@@ -15,7 +23,7 @@ export async function* start(
   registry: ProcessRegistry,
   deps: ServiceDeps,
   req: StartRequest,
-  ctx: HandlerContext,
+  ctx: StartCall,
 ): AsyncGenerator<StartResponse> {
   const user = requestUser(ctx.requestHeader.get('authorization'), deps.state, deps.users);
   if (!req.process) throw new ConnectError('process config is required', Code.InvalidArgument);
