@@ -149,14 +149,16 @@ export class ProcessRegistry {
 
   private track(proc: ManagedProcess, timeoutMs: number | undefined): void {
     const { pid } = proc;
+    const { tag } = proc.meta;
     this.forget(pid);
     this.live.set(pid, proc);
-    const log = this.logger.child({ pid, tag: proc.meta.tag });
-    log.info({ cmd: proc.meta.config.cmd, args: proc.meta.config.args, pty: proc.isPty, timeoutMs }, 'process started');
+    // Logged on the loop's check phase, after the start (or end) event has gone out in the same turn:
+    // serialising a line costs as much as writing the event, and the client waits for the event.
+    setImmediate(() => this.logger.info({ pid, tag, cmd: proc.meta.config.cmd, args: proc.meta.config.args, pty: proc.isPty, timeoutMs }, 'process started'));
     let deadline: NodeJS.Timeout | undefined;
     if (timeoutMs !== undefined && timeoutMs > 0) {
       deadline = setTimeout(() => {
-        log.info({ timeoutMs }, 'process deadline reached; killing it');
+        this.logger.info({ pid, tag, timeoutMs }, 'process deadline reached; killing it');
         proc.signal('SIGKILL');
         proc.expire();
       }, timeoutMs);
@@ -164,7 +166,7 @@ export class ProcessRegistry {
     }
     void proc.ended.then((end) => {
       if (deadline) clearTimeout(deadline);
-      log.info({ exitCode: end.exitCode, status: end.status }, 'process ended');
+      setImmediate(() => this.logger.info({ pid, tag, exitCode: end.exitCode, status: end.status }, 'process ended'));
       if (this.live.get(pid) !== proc) return;
       this.live.delete(pid);
       const timer = setTimeout(() => {
