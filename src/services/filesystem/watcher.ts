@@ -203,11 +203,14 @@ export class DirectoryWatcher {
     this.kick();
   }
 
+  /**
+   * Judges queued events at once: most need nothing but their own lstat. Only a name that went
+   * waits a turn (see handle), for the rest of its inotify read: the other half of a move.
+   */
   private kick(): void {
     if (!this.draining) {
       this.draining = true;
-      // After the poll phase, so both halves of a move are queued before the first is judged.
-      setImmediate(() => void this.drain());
+      void this.drain();
     }
   }
 
@@ -269,6 +272,9 @@ export class DirectoryWatcher {
       return;
     }
     this.dropTree(full);
+    // After the poll phase, so both halves of a move are queued before the first is judged.
+    if (this.batchOpen && ev.batch === this.batch) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.closed) return;
     const next = this.queue[0];
     if (next && next.batch === ev.batch && next.kind === 'rename' && !isDaemonTempName(next.name)) {
       const nextPath = path.join(next.dir, next.name);
