@@ -12,6 +12,7 @@ import {
 import type { FilesystemContext } from './context.js';
 import { EventBuffer } from './event-buffer.js';
 import { wrapped } from './errors.js';
+import { DirectStreamWriter } from '../direct-stream.js';
 import { keepaliveIntervalMs } from '../keepalive.js';
 import { checkWatchable } from './watch-target.js';
 import { DirectoryWatcher, type WatchEvent } from './watcher.js';
@@ -61,6 +62,8 @@ export async function* watchDir(fs: FilesystemContext, req: WatchDirRequest, ctx
   try {
     yield create(WatchDirResponseSchema, { event: { case: 'start', value: create(WatchDirResponse_StartEventSchema) } });
     const idleMs = keepaliveIntervalMs(ctx.requestHeader);
+    // Connect has written the start event by now; the rest can go straight to the response.
+    const direct = DirectStreamWriter.after(ctx, WatchDirResponseSchema);
     for (;;) {
       if (events.dropped > 0) {
         throw new ConnectError(`watch of ${path} fell behind: ${events.dropped} events dropped`, Code.ResourceExhausted);
@@ -72,11 +75,12 @@ export async function* watchDir(fs: FilesystemContext, req: WatchDirRequest, ctx
         throw wrapped(Code.Internal, 'watcher error', err);
       }
       if (next === 'aborted') return;
-      if (next === 'idle') {
-        yield create(WatchDirResponseSchema, { event: { case: 'keepalive', value: create(WatchDirResponse_KeepAliveSchema) } });
-      } else {
-        yield create(WatchDirResponseSchema, { event: { case: 'filesystem', value: toFilesystemEvent(next) } });
-      }
+      const res =
+        next === 'idle'
+          ? create(WatchDirResponseSchema, { event: { case: 'keepalive', value: create(WatchDirResponse_KeepAliveSchema) } })
+          : create(WatchDirResponseSchema, { event: { case: 'filesystem', value: toFilesystemEvent(next) } });
+      if (direct) await direct.write(res);
+      else yield res;
     }
   } finally {
     watcher.close();
