@@ -43,12 +43,13 @@ export class DirectStreamWriter<Desc extends DescMessage> {
   }
 
   /**
-   * Sends one message; resolves once the response can take more (at once unless it is backed up), or
-   * when it is gone (the stream's abort signal then ends the handler).
+   * Sends one message, built by `build` unless `json` already holds its JSON form and the stream
+   * speaks JSON. Resolves once the response can take more (at once unless it is backed up), or when
+   * it is gone (the stream's abort signal then ends the handler).
    */
-  async write(message: MessageShape<Desc>): Promise<void> {
+  async write(build: () => MessageShape<Desc>, json?: string): Promise<void> {
     if (this.closed || this.res.writableEnded) return;
-    const payload = this.json ? Buffer.from(toJsonString(this.schema, message)) : toBinary(this.schema, message);
+    const payload = this.json ? Buffer.from(json ?? toJsonString(this.schema, build())) : toBinary(this.schema, build());
     const frame = Buffer.allocUnsafe(5 + payload.byteLength);
     frame[0] = 0;
     frame.writeUInt32BE(payload.byteLength, 1);
