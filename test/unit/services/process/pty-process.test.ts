@@ -79,6 +79,13 @@ describe('a pty process at its exit', () => {
     expect((await proc.ended).exitCode).toBe(0);
   });
 
+  it('ends with its exit status when it let go of the terminal before exiting', async () => {
+    // Its output ends first (EIO), which closes the master: the hangup that sends it is ignored here.
+    const proc = await sh("trap '' HUP; echo bye; exec </dev/null >/dev/null 2>&1; sleep 0.3; exit 3");
+    expect((await outputOf(proc)).toString()).toBe('bye\r\n');
+    expect((await proc.ended).exitCode).toBe(3);
+  });
+
   it('ends at the post-exit bound while a background child still holds the terminal', async () => {
     const proc = await sh("trap '' HUP; sleep 30 & echo \"bg=$!\"", { postExitLimitMs: 300 });
     const out = await outputOf(proc);
