@@ -218,36 +218,50 @@ const noCache = Boolean(writeCache) || process.env.SANDBOXD_SEA_NO_CACHE === '1'
 /** Every script compiled so far, by name: the package-time cache writer makes each one's cache. */
 const compiled = new Map();
 
-/**
- * Checks, compiles (with its code cache) and runs one of the daemon's two CommonJS bundles, `<name>.cjs`,
- * with `bundleRequire` as its require; returns its exports.
- */
-function runScript(name) {
+/** Checks and compiles (with its code cache) one of the daemon's two CommonJS bundles, `<name>.cjs`. */
+function compile(name) {
   const source = asset(`${name}.cjs`).toString('latin1'); // the bundles are ASCII (esbuild charset: 'ascii')
   const cachedData = noCache ? undefined : asset(`${name}.cache`);
-  mark(`${name}: assets checked`);
+  mark(`${name}.cjs checked`);
   const script = new vm.Script(source, { filename: `${name}.cjs`, cachedData });
   compiled.set(name, script);
-  mark(`${name}: compiled`);
+  mark(`${name}.cjs compiled`);
   if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: code cache ${cachedData ? (script.cachedDataRejected ? 'rejected' : 'accepted') : 'absent'} (${name})\n`);
+  return script;
+}
+
+/** Runs a compiled bundle's top level with `bundleRequire` as its require; returns its exports. */
+function run(name, script) {
   const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), `${name}.cjs`), path.dirname(process.execPath));
-  mark(`${name}: ran`);
+  mark(`${name}.cjs ran`);
   return mod.exports;
 }
 
+/** The event loop's next two polls for I/O (src/early.ts, ioTurns): a connection accepted, then its request read. */
+const ioTurns = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
 /**
- * The second stage (src/run.ts: the logger, survival, the faces' handlers), which the first asks for once the
- * faces' ports listen: its compile and its top level come after the first /health can be answered. The
- * addons' folder is made or checked in the event loop's turn after it, unless the daemon asked for an addon before.
+ * What the first stage gets for the second (src/run.ts: the logger, survival, the faces' handlers), which it asks
+ * for once the faces' ports listen: `runDaemon`, which checks and compiles the script on its first call, gives
+ * the event loop its turns, runs the script's top level, gives them again, then runs the daemon. So a probe that
+ * connects meanwhile waits for one of those steps at most. The addons' folder is made or checked in the turn
+ * after the top level, unless the daemon asked for an addon before.
  */
 function loadStage2() {
-  const exports = runScript(STAGE2);
-  setImmediate(() => {
-    folder ??= addonFolder();
-    mark('addons checked');
-  });
-  return exports;
+  return {
+    async runDaemon(...args) {
+      const script = compile(STAGE2);
+      await ioTurns();
+      const stage2 = run(STAGE2, script);
+      setImmediate(() => {
+        folder ??= addonFolder();
+        mark('addons checked');
+      });
+      await ioTurns();
+      return stage2.runDaemon(...args);
+    },
+  };
 }
 
 if (writeCache) {
@@ -261,4 +275,4 @@ if (writeCache) {
 
 mark('entry');
 // The first stage (src/main.ts): the flags, then the faces' ports and the plain /health; it asks for the second.
-runScript('sandboxd');
+run('sandboxd', compile('sandboxd'));
