@@ -16,8 +16,8 @@ import { freePort, ROOT, SDK_PORT, startDaemon } from '../test/helpers/daemon.js
 import { download, fmtBytes, fmtMs, median, MiB, now, rssOf, upload } from './lib.js';
 
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
-/** Whether BENCH_ONLY (a regex on figure names) selects the executable's figure named with `what`. */
-const only = (what: string) => !ONLY || ONLY.test(`executable: ${what}`);
+/** Whether BENCH_ONLY (a regex on figure names) selects the figure named `name`. */
+const only = (name: string) => !ONLY || ONLY.test(name);
 
 type FigureFn = (
   name: string,
@@ -227,7 +227,12 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   type Start = { ms: number; cpu: number };
   const starts = { plain: [] as Start[], sea: [] as Start[], ours: [] as Start[], rpc: [] as Start[], envd: [] as Start[] };
   let startFailure: unknown;
-  if (only('start')) {
+  const START = `executable: start to first \`/health\` (${version})`;
+  const START_RPC = `executable: start to first RPC answered (Process/List sent from spawn on; ${version})`;
+  const FIRST_RPC = 'executable: first RPC after start (Process/List; loads the envd RPC stack)';
+  const IDLE = `executable: idle RSS (${version})`;
+  const AFTER_LOAD = 'executable: RSS after a load (commands, 3 × 32 MiB up and down, listings, 100 concurrent runs)';
+  if (only(START) || only(START_RPC)) {
     try {
       for (let i = -1; i < opts.runs; i++) {
         const plain = await bareStart(node, ['-e', BARE]);
@@ -249,7 +254,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   const ms = (s: Start[]) => median(s.map((x) => x.ms));
   const cpu = (s: Start[]) => median(s.map((x) => x.cpu));
 
-  if (only('start')) await figure(`executable: start to first \`/health\` (${version})`, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
+  if (only(START)) await figure(START, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
     if (startFailure) throw startFailure;
     const [plain, sea, ours] = [ms(starts.plain), ms(starts.sea), ms(starts.ours)];
     const ratio = ours / plain;
@@ -258,13 +263,13 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×${vsEnvd}; ${cpus})`, ratio, holds: ratio <= 1.2 };
   });
 
-  if (only('start')) await figure(`executable: start to first RPC answered (Process/List sent from spawn on; ${version})`, 'the bare server\'s first `/health`, same runs', '—', async () => {
+  if (only(START_RPC)) await figure(START_RPC, 'the bare server\'s first `/health`, same runs', '—', async () => {
     if (startFailure) throw startFailure;
     const [plain, rpc] = [ms(starts.plain), ms(starts.rpc)];
     return { value: `${fmtMs(rpc)} (its first \`/health\` ${fmtMs(ms(starts.ours))}; floor ${fmtMs(plain)}; CPU to it ${fmtMs(cpu(starts.rpc))})`, ratio: rpc / plain, holds: undefined };
   });
 
-  if (only('first RPC after')) await figure('executable: first RPC after start (Process/List; loads the envd RPC stack)', 'the same RPC once loaded', '—', async () => {
+  if (only(FIRST_RPC)) await figure(FIRST_RPC, 'the same RPC once loaded', '—', async () => {
     const runs = [];
     for (let i = 0; i < opts.runs; i++) runs.push(await exeFirstRpc(exe));
     const first = median(runs.map((r) => r.first));
@@ -272,7 +277,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     return { value: `${fmtMs(first)} (then ${fmtMs(warm)})`, ratio: first / warm, holds: undefined };
   });
 
-  if (only('idle')) await figure(`executable: idle RSS (${version})`, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {
+  if (only(IDLE)) await figure(IDLE, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {
     const plain = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(node, ['-e', BARE]))));
     const sea = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(floorSea, []))));
     const envdIdle = envd ? median(await Promise.all([0, 1, 2].map(() => bareIdleRss(...envd)))) : undefined;
@@ -287,7 +292,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     };
   });
 
-  if (only('after a load')) await figure('executable: RSS after a load (commands, 3 × 32 MiB up and down, listings, 100 concurrent runs)', 'its idle RSS', '≤ 1.6×', async () => {
+  if (only(AFTER_LOAD)) await figure(AFTER_LOAD, 'its idle RSS', '≤ 1.6×', async () => {
     const d = await startDaemon({ command: [exe], port: SDK_PORT, gatewayPort: 'free' });
     const dir = path.join(opts.work, 'exe-load');
     mkdirSync(dir, { recursive: true });
