@@ -14,6 +14,8 @@ import { Readable } from 'node:stream';
 import { create } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Sandbox } from 'e2b';
 import { Process, ProcessConfigSchema } from '../src/gen/process/process_pb.js';
 import { freePort, ROOT, startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
@@ -95,15 +97,16 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unkno
   );
 }
 
-/** Resident set size of a process and all its descendants, in bytes. */
-export function treeRss(pid: number): number {
-  let total = 0;
+/** A process and all its descendants: pid, command line and resident set size in bytes. */
+export function processTree(pid: number): { pid: number; cmd: string; rss: number }[] {
+  const found: { pid: number; cmd: string; rss: number }[] = [];
   const stack = [pid];
   while (stack.length > 0) {
     const p = stack.pop()!;
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      total += m ? Number(m[1]) * 1024 : 0;
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => path.basename(a)).join(' ');
+      found.push({ pid: p, cmd, rss: m ? Number(m[1]) * 1024 : 0 });
       for (const task of readdirSync(`/proc/${p}/task`)) {
         const kids = readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').trim();
         if (kids) stack.push(...kids.split(/\s+/).map(Number));
@@ -112,14 +115,19 @@ export function treeRss(pid: number): number {
       // the process is gone
     }
   }
-  return total;
+  return found;
 }
 
-/** VmRSS and VmHWM (peak since the last reset) of one process, in bytes. */
-export function ownRss(pid: number): { rss: number; peak: number } {
+/** Resident set size of a process and all its descendants, in bytes. */
+export function treeRss(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + p.rss, 0);
+}
+
+/** VmRSS, VmHWM (peak since the last reset) and RssAnon (not mapped from a file) of one process, in bytes. */
+export function ownRss(pid: number): { rss: number; peak: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  return { rss: kb('VmRSS'), peak: kb('VmHWM'), anon: kb('RssAnon') };
 }
 
 /** Resets a process's VmHWM to its current RSS (clear_refs 5; root, or the same user). */
@@ -572,6 +580,57 @@ async function echo(g: Gateway, name: string): Promise<void> {
   if (status !== 200) throw new Error(`${g.name}: echo answered ${status}`);
 }
 
+/** Something that makes one `echo` call: a gateway's REST route, or the floor's direct client. */
+interface Echoer {
+  name: string;
+  echo(): Promise<void>;
+}
+
+/**
+ * The floor of the `echo` row: the same call, by the MCP SDK's client (what sandboxd's gateway calls
+ * its upstream with), straight to its own server-everything over stdio, started as the gateways
+ * start theirs. What a gateway's round trip costs beyond it is the gateway's own work.
+ */
+async function startDirectEcho(): Promise<Echoer & { close(): Promise<void> }> {
+  const client = new Client({ name: 'bench', version: '1' });
+  await client.connect(new StdioClientTransport({ command: SPEC.mcp_config.command, args: SPEC.mcp_config.args, stderr: 'ignore' }));
+  return {
+    name: 'direct stdio client',
+    echo: async () => {
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+      if (r.isError) throw new Error(`direct echo failed: ${JSON.stringify(r.content)}`);
+    },
+    close: () => client.close(),
+  };
+}
+
+/**
+ * The other half of the floor: the same REST request from the same client to a bare `node:http`
+ * server in its own process that reads the body and answers `{}`, the HTTP hop any gateway pays.
+ */
+async function startBareHttp(): Promise<Echoer & { close(): Promise<void> }> {
+  const port = await freePort();
+  const server = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => { s.setHeader('content-type', 'application/json'); s.end('{}'); }); }).listen(${port}, '127.0.0.1')`;
+  const child = spawn(process.execPath, ['-e', server], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child, 'bare node:http server');
+  return {
+    name: 'bare node:http',
+    echo: async () => {
+      const status = await postJson(`${url}/mcps/ev/tools/echo`, { arguments: { message: 'hi' } });
+      if (status !== 200) throw new Error(`bare server answered ${status}`);
+    },
+    close: () => stopChild(child),
+  };
+}
+
+/** One line per process of a gateway's tree, for the RSS rows' note. */
+function describeTree(g: Gateway): string {
+  return processTree(g.pid)
+    .map((p) => `${p.cmd.slice(0, 60)} ${fmtBytes(p.rss)}`)
+    .join(' + ');
+}
+
 /** The gateway face against AgentScope's gateway. */
 export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
   const python = agentscopePython();
@@ -579,15 +638,21 @@ export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
   if (skip) process.stderr.write(`bench: ${skip}\n`);
   const gateways: Gateway[] = [];
   const out: PeerFigure[] = [];
+  const notes: string[] = [];
+  let echoFloor: number | undefined;
+  let httpFloor: number | undefined;
+  let echoMedians: number[] | undefined;
   const push = (figure: string, kind: Kind, medians: number[], higherIsBetter = false): void => {
     const o = medians.at(-1)!;
     const t = python ? medians[0] : undefined;
-    const ratio = t === undefined ? undefined : higherIsBetter ? o / t : t / o;
-    out.push({ figure, peer: 'AgentScope gateway', theirs: t, ours: o, kind, ratio, note: skip });
+    const ratio = figure.startsWith('floor') || t === undefined ? undefined : higherIsBetter ? o / t : t / o;
+    out.push({ figure, peer: 'AgentScope gateway', theirs: t, ours: o, kind, ratio, note: skip ?? (notes.length > 0 ? notes.splice(0).join('; ') : undefined) });
   };
   try {
     if (python) gateways.push(await startAgentscopeGateway(python));
+    // Freshly started: the daemon has served nothing but the gateway rows below (no envd-face work).
     gateways.push(await startOurGateway());
+    notes.push(`RSS at start (nothing registered): ${gateways.map((g) => `${g.name} ${fmtBytes(ownRss(g.pid).rss)}`).join(', ')}`);
     const steps: [string, Kind, () => Promise<number[]>][] = [
       [
         'gateway: register server-everything (stdio), until its tools are listed',
@@ -604,7 +669,53 @@ export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
         'time',
         async () => {
           for (const x of gateways) await register(x, 'ev');
-          return interleave(gateways, LATENCY_SAMPLES * 2, (s) => timed(() => echo(s, 'ev')), SMOKE ? 1 : 5);
+          // The floors are measured in the same rounds, between the two gateways.
+          const direct = await startDirectEcho();
+          const bare = await startBareHttp().catch(async (err: unknown) => {
+            await direct.close();
+            throw err;
+          });
+          try {
+            const sides: Echoer[] = gateways.map((g) => ({ name: g.name, echo: () => echo(g, 'ev') }));
+            sides.splice(sides.length - 1, 0, direct, bare);
+            const medians = await interleave(sides, LATENCY_SAMPLES * 2, (s) => timed(() => s.echo()), SMOKE ? 1 : 5);
+            [echoFloor, httpFloor] = medians.slice(-3, -1);
+            echoMedians = [...medians.slice(0, -3), medians.at(-1)!];
+            return echoMedians;
+          } finally {
+            await direct.close();
+            await bare.close();
+          }
+        },
+      ],
+      [
+        'floor: the same `echo` by the MCP SDK client straight to server-everything over stdio (no gateway)',
+        'time',
+        async () => {
+          if (echoFloor === undefined) throw new Error('measured with the echo row: select both (BENCH_ONLY=echo)');
+          return gateways.map(() => echoFloor!);
+        },
+      ],
+      [
+        'floor: the same REST request to a bare `node:http` server answering `{}` (the HTTP hop alone)',
+        'time',
+        async () => {
+          if (httpFloor === undefined) throw new Error('measured with the echo row: select both (BENCH_ONLY=echo)');
+          return gateways.map(() => httpFloor!);
+        },
+      ],
+      [
+        'gateway: what the gateway adds to that floor (`echo` round trip − floor)',
+        'time',
+        async () => {
+          if (echoFloor === undefined || echoMedians === undefined) throw new Error('measured with the echo row: select both (BENCH_ONLY=echo)');
+          const [theirs, ours] = [echoMedians[0]!, echoMedians.at(-1)!];
+          if (python) {
+            notes.push(
+              `\`echo\`: floor ${fmtMs(echoFloor)} (MCP client + upstream), HTTP hop ${fmtMs(httpFloor ?? NaN)}; 2× AgentScope's round trip needs sandboxd ≤ ${fmtMs(theirs / 2)}, i.e. a gateway adding ≤ ${fmtMs(theirs / 2 - echoFloor)} to the floor, HTTP hop included (sandboxd adds ${fmtMs(ours - echoFloor)}, AgentScope ${fmtMs(theirs - echoFloor)})`,
+            );
+          }
+          return echoMedians.map((m) => m - echoFloor!);
         },
       ],
       [
@@ -612,7 +723,19 @@ export async function gatewayPeerFigures(): Promise<PeerFigure[]> {
         'time',
         () => interleave(gateways, SMOKE ? 1 : 10, (s) => timed(() => Promise.all(Array.from({ length: 50 }, () => echo(s, 'ev'))))),
       ],
-      ['gateway: RSS of the gateway process and its upstream after the calls above', 'bytes', async () => gateways.map((x) => treeRss(x.pid))],
+      [
+        'gateway: RSS of the gateway process and its upstream after the calls above',
+        'bytes',
+        async () => {
+          notes.push(`RSS trees after the calls: ${gateways.map((g) => `${g.name}: ${describeTree(g)}`).join('; ')}`);
+          return gateways.map((x) => treeRss(x.pid));
+        },
+      ],
+      ['gateway: RSS of the gateway process alone', 'bytes', async () => gateways.map((x) => ownRss(x.pid).rss)],
+      // Without the pages mapped from its executable and libraries (clean, shared, reclaimable): the
+      // single executable maps ~60-70 MiB of its own file, Python ~22 MiB.
+      ['gateway: anonymous (private) RSS of the gateway process alone', 'bytes', async () => gateways.map((x) => ownRss(x.pid).anon)],
+      ['gateway: RSS of its upstream (server-everything) alone', 'bytes', async () => gateways.map((x) => treeRss(x.pid) - ownRss(x.pid).rss)],
     ];
     for (const [figure, kind, run] of steps) {
       if (ONLY && !ONLY.test(figure)) continue;

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
+import { createContextValues } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { getRequestListener } from '@hono/node-server';
 import { createApiApp } from './api/app.js';
@@ -9,6 +10,7 @@ import { Filesystem } from './gen/filesystem/filesystem_pb.js';
 import { Process } from './gen/process/process_pb.js';
 import type { NodeHandler } from './listen.js';
 import { ACCEPT_COMPRESSION } from './services/compression.js';
+import { nodeResponseKey } from './services/direct-stream.js';
 import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
 import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
@@ -36,7 +38,10 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
   const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
   const filesystem = filesystemService(deps);
   const legacyRpc = legacyFilesystemHandler(filesystem);
+  // The response of each RPC, for the streams that write their messages to it directly (direct-stream.ts).
+  const responses = new WeakMap<object, Res>();
   const rpc = connectNodeAdapter({
+    contextValues: (req) => createContextValues().set(nodeResponseKey, responses.get(req)),
     routes: (router) => {
       router.service(Filesystem, filesystem);
       router.service(Process, processService(deps));
@@ -54,6 +59,9 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
     }
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
-    else rpc(req, res);
+    else {
+      responses.set(req, res as Res);
+      rpc(req, res);
+    }
   };
 }

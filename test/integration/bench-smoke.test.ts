@@ -41,7 +41,7 @@ describe('benchmark harness (smoke sizes)', () => {
       expect(f.value, f.figure).not.toBe('failed');
     }
     const peers = JSON.parse(readFileSync(out.replace(/\.md$/, '.peers.json'), 'utf8')) as (Figure & { peer: string; ours?: number })[];
-    const peerWords = ['commands.run(', 'GET /files', 'files.read', 'octet-stream', 'multipart', 'onStdout', 'raw Connect', 'files.list', 'concurrent `commands.run`, wall', 'concurrent `commands.run`, wall', '4 KiB', 'PTY', 'small files', 'small files', '`commands.run`: peak RSS', '`commands.run`: RSS of the daemon', 'getInfo` (Stat, 64 in flight): peak RSS', 'getInfo` (Stat, 64 in flight): RSS of the daemon', '4 KiB file: peak RSS', '4 KiB file: RSS of the daemon', 'watchDir', 'register', 'round trip', '50 concurrent', 'RSS'];
+    const peerWords = ['commands.run(', 'GET /files', 'files.read', 'octet-stream', 'multipart', 'onStdout', 'raw Connect', 'files.list', 'concurrent `commands.run`, wall', 'concurrent `commands.run`, wall', '4 KiB', 'PTY', 'small files', 'small files', '`commands.run`: peak RSS', '`commands.run`: RSS of the daemon', 'getInfo` (Stat, 64 in flight): peak RSS', 'getInfo` (Stat, 64 in flight): RSS of the daemon', '4 KiB file: peak RSS', '4 KiB file: RSS of the daemon', 'watchDir', 'register', 'round trip', 'floor: the same `echo`', 'HTTP hop', 'adds to that floor', '50 concurrent', 'RSS of the gateway process and', 'RSS of the gateway process alone', 'anonymous', 'upstream (server-everything) alone'];
     expect(peers).toHaveLength(peerWords.length);
     peerWords.forEach((word, i) => expect(peers[i]!.figure).toContain(word));
     for (const f of peers) {

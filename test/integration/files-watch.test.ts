@@ -2,7 +2,8 @@ import { chmodSync, readdirSync, readFileSync, readlinkSync, mkdirSync, rmSync, 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { createConnectTransport } from '@connectrpc/connect-node';
+import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import type { Transport } from '@connectrpc/connect';
 import { FilesystemEventType, InvalidArgumentError, NotFoundError, type FilesystemEvent, type Sandbox } from 'e2b';
 import { EventType, Filesystem } from '../../src/gen/filesystem/filesystem_pb.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
@@ -246,4 +247,59 @@ describe('watching directories', () => {
     const missing = await fs.createWatcher({ path: path.join(dir, 'nope') }).catch((e: unknown) => ConnectError.from(e));
     expect((missing as ConnectError).code).toBe(Code.NotFound);
   });
+});
+
+/**
+ * The stream's events go straight to the response for the Connect protocol (JSON or binary, no
+ * response compression) and through Connect otherwise: each way must give the same stream.
+ */
+describe('watch streams in every wire format', () => {
+  let daemon: RunningDaemon;
+  let root: string;
+
+  beforeAll(async () => {
+    root = scratchDir('watch-wire');
+    ({ daemon } = await startSdkDaemon());
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const transports: [string, () => Transport][] = [
+    ['Connect JSON over HTTP/1.1', () => createConnectTransport({ baseUrl: daemon.url, httpVersion: '1.1', acceptCompression: [] })],
+    ['Connect binary over HTTP/1.1', () => createConnectTransport({ baseUrl: daemon.url, httpVersion: '1.1', useBinaryFormat: true, acceptCompression: [] })],
+    ['Connect JSON over HTTP/2', () => createConnectTransport({ baseUrl: daemon.url, httpVersion: '2', acceptCompression: [] })],
+    ['Connect binary with gzip responses', () => createConnectTransport({ baseUrl: daemon.url, httpVersion: '1.1', useBinaryFormat: true, acceptCompression: [compressionGzip] })],
+    ['gRPC', () => createGrpcTransport({ baseUrl: daemon.url })],
+    ['gRPC-web', () => createGrpcWebTransport({ baseUrl: daemon.url, httpVersion: '1.1' })],
+  ];
+
+  for (const [name, transport] of transports) {
+    it(`gives the start event, each file's events in order, and a clean end of stream: ${name}`, async () => {
+      const dir = path.join(root, name.replace(/\W+/g, '-'));
+      mkdirSync(dir);
+      const fs = createClient(Filesystem, transport());
+      // The deadline ends the stream from the daemon's side, after the events: its end must arrive intact.
+      const stream = fs.watchDir({ path: dir }, { headers: { 'Keepalive-Ping-Interval': '1' }, timeoutMs: 2500 });
+      const seen: string[] = [];
+      let ended: unknown;
+      try {
+        for await (const res of stream) {
+          if (res.event.case === 'start') {
+            seen.push('start');
+            for (const f of ['a.txt', 'b.txt']) writeFileSync(path.join(dir, f), 'x');
+          } else if (res.event.case === 'filesystem') {
+            seen.push(`${EventType[res.event.value.type]} ${res.event.value.name}`);
+          } else if (res.event.case === 'keepalive' && seen.at(-1) !== 'keepalive') {
+            seen.push('keepalive');
+          }
+        }
+      } catch (err) {
+        ended = err;
+      }
+      expect(seen).toEqual(['start', 'CREATE a.txt', 'WRITE a.txt', 'CREATE b.txt', 'WRITE b.txt', 'keepalive']);
+      expect(ConnectError.from(ended).code).toBe(Code.DeadlineExceeded);
+    });
+  }
 });

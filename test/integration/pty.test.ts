@@ -99,6 +99,17 @@ describe('pty through the SDK', () => {
     expect(t.out).toContain(createHash('sha256').update(input).digest('hex'));
   });
 
+  it('delivers every byte of a burst printed right before the shell exits, before the end', async () => {
+    // 384 KiB of 'Z' (octal 132, so the echoed command line holds none) and no newline the terminal would double.
+    const burst = 384 * 1024;
+    for (let run = 0; run < 10; run++) {
+      const t = await openTerminal(sandbox);
+      await sandbox.pty.sendInput(t.handle.pid, enc.encode(`head -c ${burst} /dev/zero | tr '\\0' '\\132'; exit\n`));
+      expect((await t.handle.wait()).exitCode).toBe(0);
+      expect({ run, bytes: t.out.split('Z').length - 1 }).toEqual({ run, bytes: burst });
+    }
+  });
+
   it('kills a terminal, which then is gone', async () => {
     const t = await openTerminal(sandbox);
     expect(await sandbox.pty.kill(t.handle.pid)).toBe(true);

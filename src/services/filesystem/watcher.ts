@@ -203,11 +203,14 @@ export class DirectoryWatcher {
     this.kick();
   }
 
+  /**
+   * Judges queued events at once: most need nothing but their own lstat. Only a name that went
+   * waits a turn (see handle), for the rest of its inotify read: the other half of a move.
+   */
   private kick(): void {
     if (!this.draining) {
       this.draining = true;
-      // After the poll phase, so both halves of a move are queued before the first is judged.
-      setImmediate(() => void this.drain());
+      void this.drain();
     }
   }
 
@@ -242,7 +245,7 @@ export class DirectoryWatcher {
     // On a local filesystem an lstat takes microseconds: asked synchronously, the event goes out
     // without a round trip through the thread pool (which, under load, was most of its latency).
     const sync = this.local.has(ev.dir);
-    const st = await lstatOf(full, sync);
+    const st = sync ? lstatNow(full) : await lstatOf(full, false);
     if (!st && ev.name === path.basename(ev.dir)) {
       // inotify reports changes of a watched directory itself under its own name; its parent
       // reports them properly. If it is gone, so are its watches.
@@ -269,6 +272,9 @@ export class DirectoryWatcher {
       return;
     }
     this.dropTree(full);
+    // After the poll phase, so both halves of a move are queued before the first is judged.
+    if (this.batchOpen && ev.batch === this.batch) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.closed) return;
     const next = this.queue[0];
     if (next && next.batch === ev.batch && next.kind === 'rename' && !isDaemonTempName(next.name)) {
       const nextPath = path.join(next.dir, next.name);
@@ -295,9 +301,18 @@ export class DirectoryWatcher {
 }
 
 async function lstatOf(p: string, sync: boolean): Promise<BigIntStats | undefined> {
+  if (sync) return lstatNow(p);
   try {
-    if (sync) return lstatSync(p, { bigint: true, throwIfNoEntry: false });
     return await lstat(p, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/** lstat answered in place: no promise, so an event is judged within its inotify callback. */
+function lstatNow(p: string): BigIntStats | undefined {
+  try {
+    return lstatSync(p, { bigint: true, throwIfNoEntry: false });
   } catch {
     return undefined;
   }
