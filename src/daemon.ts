@@ -1,7 +1,7 @@
 import { isLoopbackOnly, type Config } from './config.js';
+import type { EarlyFaces } from './early.js';
 import type { Face } from './face.js';
 import type { Gateway } from './gateway/app.js';
-import type { EarlyFaces } from './early.js';
 import { lazyHandler } from './lazy.js';
 import type { Logger } from './log.js';
 import { createEnvdHandler } from './server.js';
