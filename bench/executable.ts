@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { Sandbox } from 'e2b';
 import { freePort, ROOT, SDK_PORT, startDaemon } from '../test/helpers/daemon.js';
 import { download, fmtBytes, fmtMs, median, MiB, now, rssOf, upload } from './lib.js';
+
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : undefined;
+/** Whether BENCH_ONLY (a regex on figure names) selects the figure named `name`. */
+const only = (name: string) => !ONLY || ONLY.test(name);
 
 type FigureFn = (
   name: string,
@@ -48,18 +52,20 @@ function runtimeOf(exe: string): { version: string; node: string } {
 }
 
 /**
- * Resolves with the status of the first answer to GET `url`, retrying a refused connection every
- * millisecond: what an orchestrator polling `/health` sees, whatever the process prints or logs.
+ * Resolves with the status of the first answer to `url` (GET, or POST of `body` as JSON), retrying a refused
+ * connection every millisecond: what an orchestrator polling `/health` (or sending its first RPC) sees,
+ * whatever the process prints or logs.
  */
-async function firstAnswer(url: string, child: ChildProcess): Promise<number> {
+async function firstAnswer(url: string, child: ChildProcess, body?: string): Promise<number> {
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${child.spawnfile} exited (${child.exitCode ?? child.signalCode}) before answering`);
     const status = await new Promise<number | undefined>((resolve) => {
-      const req = http.get(url, { agent: false }, (res) => {
+      const req = http.request(url, { agent: false, method: body === undefined ? 'GET' : 'POST', headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode));
       });
       req.on('error', () => resolve(undefined));
+      req.end(body);
     });
     if (status !== undefined) return status;
     await new Promise((r) => setTimeout(r, 1));
@@ -71,14 +77,31 @@ async function firstAnswer(url: string, child: ChildProcess): Promise<number> {
  * timed the same way (stdout to /dev/null, the answer polled), so neither the log's delivery nor a port
  * printed on stdout counts for one side only.
  */
-async function timedStart(cmd: string, args: string[], probe: (port: number) => string, env: NodeJS.ProcessEnv = {}) {
+async function timedStart(cmd: string, args: string[], probe: (port: number) => string, env: NodeJS.ProcessEnv = {}, rpc?: { body: string; status: number }) {
   const port = await freePort();
   const t = now();
   const child = spawn(cmd, args.map((a) => a.replace('{port}', String(port))), { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PORT: String(port), ...env } });
-  const status = await firstAnswer(probe(port), child);
+  const status = await firstAnswer(probe(port), child, rpc?.body);
   const ms = now() - t;
-  if (status !== 204) throw new Error(`${cmd} answered ${status}`);
-  return { ms, child, started: t };
+  const cpu = cpuMs(child.pid!);
+  if (status !== (rpc?.status ?? 204)) throw new Error(`${cmd} answered ${status}`);
+  return { ms, cpu, child, started: t };
+}
+
+/**
+ * CPU time a process has used so far, all its threads (/proc/<pid>/task/<tid>/schedstat, ns on the CPU): to
+ * its first answer it is steadier than wall time on a loaded machine, where waiting for a CPU dominates.
+ */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return ns / 1e6;
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -100,10 +123,10 @@ async function stopStarted(child: ChildProcess): Promise<void> {
   await gone;
 }
 
-async function bareStart(cmd: string, args: string[]): Promise<number> {
-  const { ms, child } = await startBare(cmd, args);
+async function bareStart(cmd: string, args: string[]): Promise<{ ms: number; cpu: number }> {
+  const { ms, cpu, child } = await startBare(cmd, args);
   await stopStarted(child);
-  return ms;
+  return { ms, cpu };
 }
 
 async function bareIdleRss(cmd: string, args: string[]): Promise<number> {
@@ -116,20 +139,24 @@ async function bareIdleRss(cmd: string, args: string[]): Promise<number> {
 
 /**
  * Start to first /health of the executable as shipped (both faces on, default log level): timed as the
- * bare servers are, with both ports picked before the clock starts.
+ * bare servers are, with both ports picked before the clock starts. With `rpc`, start to the first RPC
+ * answered instead (Process/List, sent from spawn on): what moving work after the first /health cannot hide.
  */
-async function exeStart(exe: string): Promise<number> {
+async function exeStart(exe: string, rpc = false): Promise<{ ms: number; cpu: number }> {
   const gatewayPort = await freePort();
-  const { child, started } = await timedStart(exe, ['--port', '{port}', '--gateway-port', String(gatewayPort), '--no-cgroups'], (port) => `http://127.0.0.1:${port}/health`, {
-    SANDBOXD_ACCESS_TOKEN: '',
-    SANDBOXD_GATEWAY_TOKEN: '',
-  });
+  const { child, started, cpu } = await timedStart(
+    exe,
+    ['--port', '{port}', '--gateway-port', String(gatewayPort), '--no-cgroups'],
+    (port) => `http://127.0.0.1:${port}${rpc ? '/process.Process/List' : '/health'}`,
+    { SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '' },
+    rpc ? { body: '{}', status: 200 } : undefined,
+  );
   // The gateway face listens too (accepting is enough: its first request would load the gateway's code).
   while (!(await accepts(gatewayPort))) await new Promise((r) => setTimeout(r, 1));
   const ms = now() - started;
   child.kill('SIGTERM');
   await once(child, 'exit');
-  return ms;
+  return { ms, cpu };
 }
 
 /**
@@ -195,28 +222,54 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   const envd: [string, string[]] | undefined = envdBin ? [envdBin, ['-isnotfc', '-no-cgroups', '-port', '{port}']] : undefined;
   for (const file of [node, floorSea, exe, ...(envdBin ? [envdBin] : [])]) dropPageCache(file);
 
-  await figure(`executable: start to first \`/health\` (${version})`, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
-    // Interleaved (plain, SEA, ours, plain, …) after one warm-up each, so that a machine whose load changes
-    // during the figure (it is shared) weighs on all three alike; one block after another did not.
-    const starts = { plain: [] as number[], sea: [] as number[], ours: [] as number[], envd: [] as number[] };
-    for (let i = -1; i < opts.runs; i++) {
-      const plainMs = await bareStart(node, ['-e', BARE]);
-      const seaMs = await bareStart(floorSea, []);
-      const oursMs = await exeStart(exe);
-      const envdMs = envd ? await bareStart(...envd) : undefined;
-      if (i < 0) continue;
-      starts.plain.push(plainMs);
-      starts.sea.push(seaMs);
-      starts.ours.push(oursMs);
-      if (envdMs !== undefined) starts.envd.push(envdMs);
+  // Interleaved (plain, SEA, ours to /health, ours to the first RPC, …) after one warm-up each, so that a machine
+  // whose load changes during the figure (it is shared) weighs on all of them alike; one block after another did not.
+  type Start = { ms: number; cpu: number };
+  const starts = { plain: [] as Start[], sea: [] as Start[], ours: [] as Start[], rpc: [] as Start[], envd: [] as Start[] };
+  let startFailure: unknown;
+  const START = `executable: start to first \`/health\` (${version})`;
+  const START_RPC = `executable: start to first RPC answered (Process/List sent from spawn on; ${version})`;
+  const FIRST_RPC = 'executable: first RPC after start (Process/List; loads the envd RPC stack)';
+  const IDLE = `executable: idle RSS (${version})`;
+  const AFTER_LOAD = 'executable: RSS after a load (commands, 3 × 32 MiB up and down, listings, 100 concurrent runs)';
+  if (only(START) || only(START_RPC)) {
+    try {
+      for (let i = -1; i < opts.runs; i++) {
+        const plain = await bareStart(node, ['-e', BARE]);
+        const sea = await bareStart(floorSea, []);
+        const ours = await exeStart(exe);
+        const rpc = await exeStart(exe, true);
+        const envdStart = envd ? await bareStart(...envd) : undefined;
+        if (i < 0) continue;
+        starts.plain.push(plain);
+        starts.sea.push(sea);
+        starts.ours.push(ours);
+        starts.rpc.push(rpc);
+        if (envdStart !== undefined) starts.envd.push(envdStart);
+      }
+    } catch (err) {
+      startFailure = err; // recorded as the start figures' failure
     }
-    const [plain, sea, ours] = [median(starts.plain), median(starts.sea), median(starts.ours)];
+  }
+  const ms = (s: Start[]) => median(s.map((x) => x.ms));
+  const cpu = (s: Start[]) => median(s.map((x) => x.cpu));
+
+  if (only(START)) await figure(START, `a bare \`node:http\` server on the same ${version} (plain; as a SEA)`, '≤ 1.2×', async () => {
+    if (startFailure) throw startFailure;
+    const [plain, sea, ours] = [ms(starts.plain), ms(starts.sea), ms(starts.ours)];
     const ratio = ours / plain;
-    const vsEnvd = envd ? `; envd ${fmtMs(median(starts.envd))}, ${(ours / median(starts.envd)).toFixed(2)}×` : '';
-    return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×${vsEnvd})`, ratio, holds: ratio <= 1.2 };
+    const vsEnvd = envd ? `; envd ${fmtMs(ms(starts.envd))}, ${(ours / ms(starts.envd)).toFixed(2)}×` : '';
+    const cpus = `CPU to it ${fmtMs(cpu(starts.ours))} vs ${fmtMs(cpu(starts.plain))} plain, ${(cpu(starts.ours) / cpu(starts.plain)).toFixed(2)}×`;
+    return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×${vsEnvd}; ${cpus})`, ratio, holds: ratio <= 1.2 };
   });
 
-  await figure('executable: first RPC after start (Process/List; loads the envd RPC stack)', 'the same RPC once loaded', '—', async () => {
+  if (only(START_RPC)) await figure(START_RPC, 'the bare server\'s first `/health`, same runs', '—', async () => {
+    if (startFailure) throw startFailure;
+    const [plain, rpc] = [ms(starts.plain), ms(starts.rpc)];
+    return { value: `${fmtMs(rpc)} (its first \`/health\` ${fmtMs(ms(starts.ours))}; floor ${fmtMs(plain)}; CPU to it ${fmtMs(cpu(starts.rpc))})`, ratio: rpc / plain, holds: undefined };
+  });
+
+  if (only(FIRST_RPC)) await figure(FIRST_RPC, 'the same RPC once loaded', '—', async () => {
     const runs = [];
     for (let i = 0; i < opts.runs; i++) runs.push(await exeFirstRpc(exe));
     const first = median(runs.map((r) => r.first));
@@ -224,7 +277,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     return { value: `${fmtMs(first)} (then ${fmtMs(warm)})`, ratio: first / warm, holds: undefined };
   });
 
-  await figure(`executable: idle RSS (${version})`, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {
+  if (only(IDLE)) await figure(IDLE, 'the same bare servers, 1 s after their first answer', '≤ floor + 10 MiB', async () => {
     const plain = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(node, ['-e', BARE]))));
     const sea = median(await Promise.all([0, 1, 2].map(() => bareIdleRss(floorSea, []))));
     const envdIdle = envd ? median(await Promise.all([0, 1, 2].map(() => bareIdleRss(...envd)))) : undefined;
@@ -239,7 +292,7 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     };
   });
 
-  await figure('executable: RSS after a load (commands, 3 × 32 MiB up and down, listings, 100 concurrent runs)', 'its idle RSS', '≤ 1.6×', async () => {
+  if (only(AFTER_LOAD)) await figure(AFTER_LOAD, 'its idle RSS', '≤ 1.6×', async () => {
     const d = await startDaemon({ command: [exe], port: SDK_PORT, gatewayPort: 'free' });
     const dir = path.join(opts.work, 'exe-load');
     mkdirSync(dir, { recursive: true });

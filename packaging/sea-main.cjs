@@ -2,20 +2,22 @@
 // The entry of build/sandboxd, the single executable (a Node SEA). packaging/package.mjs embeds it as the SEA's
 // main script with MANIFEST filled in, next to these SEA assets:
 //
-//   sandboxd.cjs      the daemon, one CommonJS bundle (src/ through packaging/bundle.mjs)
-//   sandboxd.cache    V8's code cache for it, made by running this entry once at package time
-//   addons/<file>     the native addon packages (node-pty, fs-xattr, sandboxd-spawn): their JS and compiled .node files
+//   sandboxd.cjs          the daemon's first stage (src/main.ts: flags, the faces' ports, the plain /health)
+//   sandboxd-daemon.cjs   the rest of the daemon (src/run.ts), which the first stage asks for once it listens
+//                         (both CommonJS bundles from src/ through packaging/bundle.mjs)
+//   <name>.cache          V8's code cache for each, made by running this entry once at package time
+//   addons/<file>         the native addon packages (node-pty, fs-xattr, sandboxd-spawn): their JS and compiled .node files
 //
 // At start it checks every asset it uses against the size and CRC-32 in MANIFEST (a damaged or truncated file
 // fails here with one clear line and exit code 70, not somewhere inside the daemon), makes sure the addons are
 // written out to a private directory (a .node file must be a real file for dlopen, so they are written once,
-// content-addressed by their hash), compiles the bundle with its code cache, and hands the bundle a `require`
-// that loads the addons from there when the daemon first asks for them. CRC-32 (zlib's, native) rather than
+// content-addressed by their hash), compiles each bundle with its code cache when it is needed, and hands the
+// bundles a `require` that loads the addons from there when the daemon first asks for them. CRC-32 (zlib's, native) rather than
 // SHA-256: it finds accidental damage (a flipped bit, a cut) as well, and node:crypto would cost ~20 ms and
 // ~3 MiB at every start. The checks are against damage, not an attacker, who could rewrite MANIFEST as easily.
 //
 // Outside a SEA (package time, and to measure the bundle alone) the assets come from the folder named by
-// SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<file> the entry writes V8's code cache there on SIGUSR2,
+// SANDBOXD_SEA_STAGE; with SANDBOXD_SEA_WRITE_CACHE=<dir> the entry writes V8's code caches there on SIGUSR2,
 // then exits.
 const { Buffer } = require('node:buffer');
 const fs = require('node:fs');
@@ -202,37 +204,75 @@ function requireAddon(id) {
 // --- the daemon -------------------------------------------------------------------------------------------
 
 const addonNames = new Set(MANIFEST.addons.map((f) => f.split('/')[1]));
+/** The second stage's id in the first stage's bundle (packaging/bundle.mjs, STAGE2_ID). */
+const STAGE2 = 'sandboxd-daemon';
 
 function bundleRequire(id) {
+  if (id === STAGE2) return loadStage2();
   return addonNames.has(id) ? requireAddon(id) : require(id);
 }
 
-mark('entry');
-const source = asset('sandboxd.cjs').toString('latin1'); // the bundle is ASCII (esbuild charset: 'ascii')
 const writeCache = process.env.SANDBOXD_SEA_WRITE_CACHE;
 // SANDBOXD_SEA_NO_CACHE=1 compiles from source, to measure what the cache saves.
-const cachedData = writeCache || process.env.SANDBOXD_SEA_NO_CACHE === '1' ? undefined : asset('sandboxd.cache');
-mark('assets checked');
-const script = new vm.Script(source, { filename: 'sandboxd.cjs', cachedData });
-mark('compiled');
-if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: code cache ${cachedData ? (script.cachedDataRejected ? 'rejected' : 'accepted') : 'absent'}\n`);
-const wrapper = script.runInThisContext();
-const mod = { exports: {} };
+const noCache = Boolean(writeCache) || process.env.SANDBOXD_SEA_NO_CACHE === '1';
+/** Every script compiled so far, by name: the package-time cache writer makes each one's cache. */
+const compiled = new Map();
+
+/** Checks and compiles (with its code cache) one of the daemon's two CommonJS bundles, `<name>.cjs`. */
+function compile(name) {
+  const source = asset(`${name}.cjs`).toString('latin1'); // the bundles are ASCII (esbuild charset: 'ascii')
+  const cachedData = noCache ? undefined : asset(`${name}.cache`);
+  mark(`${name}.cjs checked`);
+  const script = new vm.Script(source, { filename: `${name}.cjs`, cachedData });
+  compiled.set(name, script);
+  mark(`${name}.cjs compiled`);
+  if (process.env.SANDBOXD_SEA_DEBUG) process.stderr.write(`sandboxd: code cache ${cachedData ? (script.cachedDataRejected ? 'rejected' : 'accepted') : 'absent'} (${name})\n`);
+  return script;
+}
+
+/** Runs a compiled bundle's top level with `bundleRequire` as its require; returns its exports. */
+function run(name, script) {
+  const mod = { exports: {} };
+  script.runInThisContext().call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), `${name}.cjs`), path.dirname(process.execPath));
+  mark(`${name}.cjs ran`);
+  return mod.exports;
+}
+
+/** The event loop's next two polls for I/O (src/early.ts, ioTurns): a connection accepted, then its request read. */
+const ioTurns = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
+/**
+ * What the first stage gets for the second (src/run.ts: the logger, survival, the faces' handlers), which it asks
+ * for once the faces' ports listen: `runDaemon`, which checks and compiles the script on its first call, gives
+ * the event loop its turns, runs the script's top level, gives them again, then runs the daemon. So a probe that
+ * connects meanwhile waits for one of those steps at most. The addons' folder is made or checked in the turn
+ * after the top level, unless the daemon asked for an addon before.
+ */
+function loadStage2() {
+  return {
+    async runDaemon(...args) {
+      const script = compile(STAGE2);
+      await ioTurns();
+      const stage2 = run(STAGE2, script);
+      setImmediate(() => {
+        folder ??= addonFolder();
+        mark('addons checked');
+      });
+      await ioTurns();
+      return stage2.runDaemon(...args);
+    },
+  };
+}
 
 if (writeCache) {
-  // Package time: the packager starts the daemon, waits for its first /health answer (so V8 has compiled what
-  // a start and a first request run), then sends SIGUSR2 for the cache of that.
+  // Package time: the packager starts the daemon, waits for its first /health and its first RPC (so that V8 has
+  // compiled what a start and a first request run, in both stages), then sends SIGUSR2 for their caches.
   process.once('SIGUSR2', () => {
-    fs.writeFileSync(writeCache, script.createCachedData());
+    for (const [name, script] of compiled) fs.writeFileSync(path.join(writeCache, `${name}.cache`), script.createCachedData());
     process.exit(0);
   });
 }
 
-wrapper.call(mod.exports, mod.exports, bundleRequire, mod, path.join(path.dirname(process.execPath), 'sandboxd.cjs'), path.dirname(process.execPath));
-mark('bundle ran');
-// The daemon's start runs on in microtasks (its sockets listen before the event loop's first turn); the addons'
-// folder is made or checked in that first turn, unless the daemon asked for an addon before.
-setImmediate(() => {
-  folder ??= addonFolder();
-  mark('addons checked');
-});
+mark('entry');
+// The first stage (src/main.ts): the flags, then the faces' ports and the plain /health; it asks for the second.
+run('sandboxd', compile('sandboxd'));

@@ -1,9 +1,9 @@
 import { isLoopbackOnly, type Config } from './config.js';
+import type { EarlyFaces } from './early.js';
 import type { Face } from './face.js';
 import type { Gateway } from './gateway/app.js';
 import { lazyHandler } from './lazy.js';
-import { DualProtocolServer } from './listen.js';
-import { createLogger, type Logger } from './log.js';
+import type { Logger } from './log.js';
 import { createEnvdHandler } from './server.js';
 import type { ServiceDeps } from './services/context.js';
 import { DaemonState } from './state.js';
@@ -53,17 +53,28 @@ async function facesFor(deps: ServiceDeps): Promise<Face[]> {
   return faces;
 }
 
-/** Starts every face on its port at the configured hosts; resolves once they listen. */
-export async function startDaemon(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Daemon> {
+/**
+ * Takes over the faces' servers, which the first stage bound (src/early.ts), and starts what the daemon runs
+ * beside them. The daemon protects itself (oom_score_adj, cgroups) before any face gets its handler, so before
+ * any request could spawn a child.
+ */
+export async function startDaemon(config: Config, logger: Logger, early: EarlyFaces): Promise<Daemon> {
   protectDaemon(logger, { root: config.cgroupRoot, enabled: config.cgroups });
   const deps: ServiceDeps = { config, state: new DaemonState(config), users: new UserDb(), logger };
   const closers: (() => Promise<void>)[] = [];
   const ports = new Map<string, number>();
 
-  for (const face of await facesFor(deps)) {
-    const server = new DualProtocolServer(face.handler, logger);
-    const bound = await server.listen(face.port, config.hosts);
+  const faces = await facesFor(deps);
+  for (const [name, server] of early) {
+    const face = faces.find((f) => f.name === name);
+    if (!face) {
+      // Its face did not start (PicoD without a usable key): the port is given back.
+      await server.close();
+      continue;
+    }
+    server.serve(face.handler, logger);
     closers.push(() => server.close().then(() => face.close?.()));
+    const bound = server.bound;
     for (const f of bound.failed) logger.warn({ face: face.name, host: f.host, error: f.error }, 'could not bind host; continuing without it');
     ports.set(face.name, bound.port);
     logger.info({ port: bound.port, hosts: bound.bound }, `${face.name} face listening`);

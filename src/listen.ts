@@ -87,30 +87,14 @@ function settleWritesOnReset(res: http2.Http2ServerResponse): void {
   });
 }
 
-/**
- * The handler as the servers call it: an authority first, and no exception escapes to the process
- * (one bad request must never take down the daemon that serves a whole sandbox). A handler that
- * throws is logged and its request answered 500 (or its stream reset, once headers went out).
- */
-function guarded(handler: NodeHandler, logger: Logger | undefined): NodeHandler {
-  const fail = (err: unknown, req: Req, res: Res) => {
-    logger?.error({ err, method: req.method, url: req.url }, 'request handler failed');
-    try {
-      answer(res, 500, 'internal error\n');
-    } catch {
-      res.destroy();
-    }
-  };
-  return (req, res) => {
-    try {
-      if ('stream' in req) settleWritesOnReset(res as http2.Http2ServerResponse);
-      if (!ensureAuthority(req, res)) return;
-      const result = handler(req, res) as unknown;
-      if (result instanceof Promise) result.catch((err: unknown) => fail(err, req, res));
-    } catch (err) {
-      fail(err, req, res);
-    }
-  };
+/** A handler that threw: logged, and its request answered 500 (or its stream reset, once headers went out). */
+function failed(logger: Logger | undefined, err: unknown, req: Req, res: Res): void {
+  logger?.error({ err, method: req.method, url: req.url }, 'request handler failed');
+  try {
+    answer(res, 500, 'internal error\n');
+  } catch {
+    res.destroy();
+  }
 }
 
 /**
@@ -120,14 +104,50 @@ function guarded(handler: NodeHandler, logger: Logger | undefined): NodeHandler 
 export class DualProtocolServer {
   readonly h1: http.Server;
   private h2server: http2.Http2Server | undefined;
-  private readonly handler: NodeHandler;
+  private handler: NodeHandler;
+  private logger: Logger | undefined;
   private readonly listeners: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
 
   constructor(handler: NodeHandler, logger?: Logger) {
-    this.handler = guarded(handler, logger);
-    this.h1 = http.createServer({ keepAliveTimeout: IDLE_MS, requestTimeout: 0 }, this.handler as http.RequestListener);
+    this.handler = handler;
+    this.logger = logger;
+    this.h1 = http.createServer({ keepAliveTimeout: IDLE_MS, requestTimeout: 0 }, this.guarded);
   }
+
+  /**
+   * Hands every later request to `handler`, its failures logged to `logger`: the daemon taking over the
+   * servers its first stage bound (src/early.ts). Connections already open stay open.
+   */
+  serve(handler: NodeHandler, logger?: Logger): void {
+    this.handler = handler;
+    this.logger = logger;
+  }
+
+  /** Runs the current handler on a request that already has its authority (no exception escapes). */
+  dispatch(req: Req, res: Res): void {
+    try {
+      const result = this.handler(req, res) as unknown;
+      if (result instanceof Promise) result.catch((err: unknown) => failed(this.logger, err, req, res));
+    } catch (err) {
+      failed(this.logger, err, req, res);
+    }
+  }
+
+  /**
+   * The handler as the servers call it: an authority first, and no exception escapes to the process
+   * (one bad request must never take down the daemon that serves a whole sandbox).
+   */
+  private readonly guarded = (req: Req, res: Res): void => {
+    try {
+      if ('stream' in req) settleWritesOnReset(res as http2.Http2ServerResponse);
+      if (!ensureAuthority(req, res)) return;
+    } catch (err) {
+      failed(this.logger, err, req, res);
+      return;
+    }
+    this.dispatch(req, res);
+  };
 
   /**
    * The h2c server, made on the first HTTP/2 connection: node:http2 (with the TLS code it pulls in) costs
@@ -137,7 +157,7 @@ export class DualProtocolServer {
     if (this.h2server) return this.h2server;
     const h2 = process.getBuiltinModule('node:http2').createServer(
       { settings: { initialWindowSize: 4 * 1024 * 1024, maxConcurrentStreams: 1000 } },
-      this.handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      this.guarded as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
     // A larger connection window keeps big streams from stalling on WINDOW_UPDATE round trips.
     h2.on('session', (session) => {

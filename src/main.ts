@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// First: protobuf-es picks its base64 codec when it loads (see the module).
-import './services/process/base64.js';
+// The daemon's first stage: the flags, then every face's port bound and the envd face's plain /health
+// answered (src/early.ts) before the rest of the daemon (src/run.ts) is loaded. Nothing binds for --help,
+// --version or a usage error.
 import { parseConfig, USAGE, UsageError } from './config.js';
-import { startDaemon } from './daemon.js';
-import { createLogger } from './log.js';
+import { ioTurns, listenEarly } from './early.js';
 
 /** The package version, written in by packaging/bundle.mjs (both bundles). */
 declare const __SANDBOXD_VERSION__: string;
@@ -27,31 +27,18 @@ async function main(): Promise<void> {
     process.stdout.write(`sandboxd ${__SANDBOXD_VERSION__} (Node ${process.version})\n`);
     return;
   }
-  const logger = createLogger(parsed.config.logLevel);
-  // Every process in the sandbox hangs on this daemon: a fault that escaped every handler is logged
-  // and the daemon goes on serving rather than exit.
-  process.on('uncaughtException', (err) => logger.fatal({ err }, 'uncaught exception; still serving'));
-  process.on('unhandledRejection', (err) => logger.fatal({ err }, 'unhandled rejection; still serving'));
-  const daemon = await startDaemon(parsed.config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    daemon.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  const faces = await listenEarly(parsed.config);
+  // A probe that connected while the ports were bound is answered before the second stage's compile
+  // holds the event loop. In the single executable that stage is a script of its own with its own code
+  // cache (packaging/sea-main.cjs); in dist/ a chunk.
+  await ioTurns();
+  const { runDaemon } = await import('./run.js');
+  await ioTurns();
+  await runDaemon(parsed.config, faces);
 }
 
+// A daemon that cannot start (its second stage failed to load or to start) exits rather than go on
+// answering /health from its first stage: a probe must never report a daemon that cannot serve.
 main().catch((err: unknown) => {
   process.stderr.write(`sandboxd: ${(err as Error).message ?? String(err)}\n`);
   process.exit(1);

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import { safeEqual } from './auth/token.js';
+import { answerPlainHealth, isPlainHealth } from './health.js';
 import { lazyHandler } from './lazy.js';
 import type { NodeHandler } from './listen.js';
 import type { ServiceDeps } from './services/context.js';
@@ -69,9 +70,8 @@ export function createEnvdHandler(deps: ServiceDeps): NodeHandler {
         return;
       }
     }
-    if (pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD') && req.headers.authorization === undefined) {
-      res.writeHead(204, { 'Cache-Control': 'no-store' });
-      res.end();
+    if (isPlainHealth(req)) {
+      answerPlainHealth(res);
       return;
     }
     routes(req, res);

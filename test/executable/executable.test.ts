@@ -83,7 +83,9 @@ describe('the executable', () => {
   it('starts from its code cache, not by compiling the bundle', async () => {
     const d = await startExe({ env: { SANDBOXD_ADDON_DIR: path.join(scratch, 'cache-check') } });
     await d.stop();
-    expect(d.stderr()).toContain('sandboxd: code cache accepted');
+    // Both stages: the first (flags, ports, the plain /health) and the daemon it loads once it listens.
+    expect(d.stderr()).toContain('sandboxd: code cache accepted (sandboxd)\n');
+    expect(d.stderr()).toContain('sandboxd: code cache accepted (sandboxd-daemon)\n');
   });
 });
 
@@ -141,20 +143,30 @@ describe('the native addons', () => {
 });
 
 describe('a damaged executable', () => {
-  it('fails at start with one clear line and exit code 70 when its bundle was changed', () => {
-    const bad = path.join(scratch, 'sandboxd-corrupt');
-    copyFileSync(EXE, bad);
-    // Flip one byte in the middle of the embedded bundle (found by its text in the staged copy).
-    const exe = readFileSync(bad);
-    const bundle = readFileSync(path.join(STAGE, 'sandboxd.cjs'));
+  /** A copy of the executable with one byte flipped in the middle of the embedded asset `name` (found by its text). */
+  function flipped(name: string): string {
+    const bad = path.join(scratch, `sandboxd-corrupt-${name}`);
+    const exe = readFileSync(EXE);
+    const bundle = readFileSync(path.join(STAGE, name));
     const at = exe.indexOf(bundle.subarray(0, 4096));
     expect(at).toBeGreaterThan(0);
     const off = at + Math.floor(bundle.length / 2);
     exe[off] = exe[off] === 0x41 ? 0x42 : 0x41;
     writeFileSync(bad, exe, { mode: 0o755 });
-    const r = run(bad, ['--version']);
+    return bad;
+  }
+
+  it('fails at start with one clear line and exit code 70 when its first stage was changed', () => {
+    const r = run(flipped('sandboxd.cjs'), ['--version']);
     expect(r.status).toBe(70);
     expect(r.stderr).toBe("sandboxd: this executable is damaged (asset 'sandboxd.cjs' does not match its checksum); install build/sandboxd again\n");
+  });
+
+  it('ends with that line and exit code 70 when its second stage was changed (checked when the first asks for it, once listening)', async () => {
+    const port = await freePort();
+    const r = run(flipped('sandboxd-daemon.cjs'), ['--port', String(port), '--gateway-port', '0', '--host', '127.0.0.1']);
+    expect(r.status).toBe(70);
+    expect(r.stderr).toBe("sandboxd: this executable is damaged (asset 'sandboxd-daemon.cjs' does not match its checksum); install build/sandboxd again\n");
   });
 
   it('that was cut short dies at exec by a signal instead of running (systemd does not restart on it)', () => {

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { startDaemon as startInProcess } from '../../src/daemon.js';
+import { listenEarly } from '../../src/early.js';
 import { NO_TOKEN_HINT } from '../../src/gateway/auth.js';
 import { createLogger } from '../../src/log.js';
 import { PortForwarder } from '../../src/portforward/forwarder.js';
@@ -157,7 +158,8 @@ describe('gateway auth and a relay of the gateway itself (in process)', () => {
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
     const logger = createLogger('silent');
-    const daemon = await startInProcess({ ...parsed.config, gatewayPort: port }, logger);
+    const config = { ...parsed.config, gatewayPort: port };
+    const daemon = await startInProcess(config, logger, await listenEarly(config));
     // A forwarder that (unlike the daemon's own) does not exclude the gateway port, relaying from 127.0.0.2.
     const forwarder = new PortForwarder({ logger, excludePorts: [], listeners: async () => [{ address: '127.0.0.1', port }], addresses: () => ['127.0.0.2'] });
     try {
