@@ -7,6 +7,7 @@ import type { ChildSetup } from '../../system/survival.js';
 import type { LaunchPlan } from './launch.js';
 import type { NativeSpawn } from './native-spawn.js';
 import type { FanoutLimits } from './output.js';
+import { POST_EXIT_LIMIT_MS, PostExitBound } from './post-exit-bound.js';
 import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
 import { exitInfo, type ExitInfo } from './status.js';
 
@@ -37,27 +38,17 @@ interface ChildIo {
 }
 
 /**
- * After the child exits its pipes stay open while a background child still holds them (`(sleep 2;
- * echo late) & echo early`). As envd, the end comes after EOF on every pipe, so no output is lost.
- * The bound, so a daemonised child cannot hold the stream forever: the process's deadline (the
- * Start's timeout, as envd), and otherwise POST_EXIT_LIMIT_MS after the exit, counting only time
- * the output was flowing (time paused by a slow client's backpressure does not count).
+ * A process with stdout, stderr (and optionally stdin) as pipes. After the exit its end waits for EOF on
+ * every pipe, within the post-exit bound (post-exit-bound.ts).
  */
-export const POST_EXIT_LIMIT_MS = 60_000;
-
-/** A process with stdout, stderr (and optionally stdin) as pipes. */
 export class PipeProcess extends ManagedProcess {
   readonly isPty = false;
   private stdin: Writable | undefined;
   private readonly outputs: Readable[];
   private openOutputs: number;
   private status: ExitInfo | undefined;
-  private paused = false;
-  private budgetLeft: number;
-  private budgetSince = 0;
-  private drainTimer: NodeJS.Timeout | undefined;
+  private readonly bound: PostExitBound;
   private cutPending = false;
-  private expired = false;
 
   /** Spawns the child; a spawn failure rejects with the system error (ENOENT, EACCES, EAGAIN, ...). */
   static async spawn(opts: PipeSpawnOptions): Promise<PipeProcess> {
@@ -129,7 +120,7 @@ export class PipeProcess extends ManagedProcess {
     opts: PipeSpawnOptions,
   ) {
     super(pid, opts.meta, opts.limits);
-    this.budgetLeft = opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS;
+    this.bound = new PostExitBound(opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS, () => this.maybeFinish());
     this.stdin = io.stdin;
     // A child that exits with unread input makes writes fail with EPIPE; writes report it themselves.
     this.stdin?.on('error', () => {});
@@ -154,28 +145,19 @@ export class PipeProcess extends ManagedProcess {
     this.status = exitInfo(code, signal);
     this.stdin?.destroy();
     this.stdin = undefined;
-    this.budgetSince = this.exitedAt;
+    this.bound.exit();
     this.maybeFinish();
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
+    if (!this.bound.pause()) return;
     for (const s of this.outputs) s.pause();
-    if (this.exitedAt !== undefined) {
-      this.budgetLeft -= Date.now() - this.budgetSince;
-      this.clearDrainTimer();
-    }
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
+    if (!this.bound.resume()) return;
     for (const s of this.outputs) s.resume();
-    if (this.exitedAt !== undefined) {
-      this.budgetSince = Date.now();
-      this.maybeFinish();
-    }
+    if (this.exitedAt !== undefined) this.maybeFinish();
   }
 
   async writeStdin(data: Uint8Array): Promise<void> {
@@ -205,34 +187,20 @@ export class PipeProcess extends ManagedProcess {
     throw precondition('error resizing tty: tty not assigned to process');
   }
 
-  private clearDrainTimer(): void {
-    if (this.drainTimer) clearTimeout(this.drainTimer);
-    this.drainTimer = undefined;
-  }
-
   /** The deadline passed: output still held open by background children is cut once the child has exited. */
   override expire(): void {
-    this.expired = true;
-    this.clearDrainTimer();
+    this.bound.expire();
     this.maybeFinish();
   }
 
   private maybeFinish(): void {
     if (this.status === undefined) return;
     if (this.openOutputs === 0) {
-      this.clearDrainTimer();
+      this.bound.clear();
       this.finish(this.status);
       return;
     }
-    if (this.drainTimer || this.cutPending || this.paused && !this.expired) return;
-    const budget = this.expired ? 0 : this.budgetLeft - (Date.now() - this.budgetSince);
-    if (budget > 0) {
-      this.drainTimer = setTimeout(() => {
-        this.drainTimer = undefined;
-        this.maybeFinish();
-      }, budget);
-      return;
-    }
+    if (this.cutPending || !this.bound.reached()) return;
     // Output that became readable meanwhile is read in the poll phase, before setImmediate callbacks.
     this.cutPending = true;
     setImmediate(() => {

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { IPty } from 'node-pty';
 import type { LaunchPlan } from './launch.js';
 import type { FanoutLimits } from './output.js';
-import { POST_EXIT_LIMIT_MS } from './pipe-process.js';
+import { POST_EXIT_LIMIT_MS, PostExitBound } from './post-exit-bound.js';
 import { ManagedProcess, precondition, type ProcessMeta } from './process.js';
 import { PtyWriter } from './pty-writer.js';
 import { exitInfo, type ExitInfo } from './status.js';
@@ -53,16 +53,12 @@ function dimension(n: number, fallback: number): number {
  */
 export class PtyProcess extends ManagedProcess {
   readonly isPty = true;
-  private paused = false;
   private readonly input: PtyWriter;
   private readonly master: Socket;
   private readonly fd: number;
   private status: ExitInfo | undefined;
   private drained = false;
-  private budgetLeft: number;
-  private budgetSince = 0;
-  private drainTimer: NodeJS.Timeout | undefined;
-  private expired = false;
+  private readonly bound: PostExitBound;
 
   /**
    * Spawns the child on a new pty; node-pty reaps it and reports its exit.
@@ -89,7 +85,7 @@ export class PtyProcess extends ManagedProcess {
     opts: PtySpawnOptions,
   ) {
     super(term.pid, opts.meta, opts.limits);
-    this.budgetLeft = opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS;
+    this.bound = new PostExitBound(opts.postExitLimitMs ?? POST_EXIT_LIMIT_MS, () => this.maybeFinish());
     const unix = term as unknown as UnixTerminal;
     this.fd = unix.fd;
     this.master = unix._socket;
@@ -113,34 +109,24 @@ export class PtyProcess extends ManagedProcess {
   private exited(code: number, signal: number | null): void {
     this.exitedAt = Date.now();
     this.status = exitInfo(code, signal);
-    this.budgetSince = this.exitedAt;
+    this.bound.exit();
     this.maybeFinish();
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
+    if (!this.bound.pause()) return;
     this.term.pause();
-    if (this.exitedAt !== undefined) {
-      this.budgetLeft -= Date.now() - this.budgetSince;
-      this.clearDrainTimer();
-    }
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
+    if (!this.bound.resume()) return;
     this.term.resume();
-    if (this.exitedAt !== undefined) {
-      this.budgetSince = Date.now();
-      this.maybeFinish();
-    }
+    if (this.exitedAt !== undefined) this.maybeFinish();
   }
 
   /** The deadline passed: a terminal still held open by background children is cut once the child has exited. */
   override expire(): void {
-    this.expired = true;
-    this.clearDrainTimer();
+    this.bound.expire();
     this.maybeFinish();
   }
 
@@ -186,27 +172,14 @@ export class PtyProcess extends ManagedProcess {
     this.maybeFinish();
   }
 
-  private clearDrainTimer(): void {
-    if (this.drainTimer) clearTimeout(this.drainTimer);
-    this.drainTimer = undefined;
-  }
-
   private maybeFinish(): void {
     if (this.status === undefined) return;
     if (this.drained) {
-      this.clearDrainTimer();
+      this.bound.clear();
       this.finish(this.status);
       return;
     }
-    if (this.drainTimer || (this.paused && !this.expired)) return;
-    const budget = this.expired ? 0 : this.budgetLeft - (Date.now() - this.budgetSince);
-    if (budget > 0) {
-      this.drainTimer = setTimeout(() => {
-        this.drainTimer = undefined;
-        this.maybeFinish();
-      }, budget);
-      return;
-    }
+    if (!this.bound.reached()) return;
     // Output readable now is kept, in order: what the socket buffered (each read emits 'data'), then the kernel's.
     while (this.master.read() !== null);
     this.readRest();
