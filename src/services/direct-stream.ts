@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import { toBinary, toJsonString, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { createContextKey, type HandlerContext } from '@connectrpc/connect';
+import { encodeEnvelope } from '@connectrpc/connect/protocol';
 
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -19,9 +20,21 @@ export const nodeResponseKey = createContextKey<NodeResponse | undefined>(undefi
  * for what the SDKs speak: the Connect protocol, JSON or binary, with an uncompressed response.
  * Anything else gets `undefined`, and the handler yields as usual.
  */
+/** Resolves once the response can take more, or is gone. */
+export function drained(res: NodeResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 export class DirectStreamWriter<Desc extends DescMessage> {
   private closed = false;
-  private waiter: (() => void) | undefined;
 
   private constructor(
     private readonly res: NodeResponse,
@@ -30,7 +43,6 @@ export class DirectStreamWriter<Desc extends DescMessage> {
   ) {
     res.once('close', () => {
       this.closed = true;
-      this.wake();
     });
   }
 
@@ -50,21 +62,7 @@ export class DirectStreamWriter<Desc extends DescMessage> {
   async write(build: () => MessageShape<Desc>, json?: string): Promise<void> {
     if (this.closed || this.res.writableEnded) return;
     const payload = this.json ? Buffer.from(json ?? toJsonString(this.schema, build())) : toBinary(this.schema, build());
-    const frame = Buffer.allocUnsafe(5 + payload.byteLength);
-    frame[0] = 0;
-    frame.writeUInt32BE(payload.byteLength, 1);
-    frame.set(payload, 5);
-    if ((this.res as http.ServerResponse).write(frame) || this.closed) return;
-    await new Promise<void>((resolve) => {
-      this.waiter = resolve;
-      this.res.once('drain', this.wake);
-    });
+    if ((this.res as http.ServerResponse).write(encodeEnvelope(0, payload)) || this.closed) return;
+    await drained(this.res);
   }
-
-  private readonly wake = (): void => {
-    this.res.off('drain', this.wake);
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.();
-  };
 }

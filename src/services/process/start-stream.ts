@@ -19,6 +19,7 @@ import {
   endStreamFlag,
   parseTimeout,
 } from '@connectrpc/connect/protocol-connect';
+import { drained } from '../direct-stream.js';
 import { Process, type StartRequest, type StartResponse } from '../../gen/process/process_pb.js';
 import type { StartCall } from './start.js';
 
@@ -34,19 +35,6 @@ type Res = http.ServerResponse;
 function header(req: Req, name: string): string | null {
   const v = req.headers[name];
   return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-}
-
-/** Resolves once the response can take more, or is gone. */
-function drained(res: Res): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** `identity` (or nothing): the request asks for no compression either way. */
