@@ -141,12 +141,14 @@ async function bareIdleRss(cmd: string, args: string[]): Promise<number> {
  * Start to first /health of the executable as shipped (both faces on, default log level): timed as the
  * bare servers are, with both ports picked before the clock starts. With `rpc`, start to the first RPC
  * answered instead (Process/List, sent from spawn on): what moving work after the first /health cannot hide.
+ * `flags` are added to the command line (`--host ::`: one listener per face, as Dockerfile.envd starts it,
+ * where the default binds 127.0.0.1 and ::1 for each).
  */
-async function exeStart(exe: string, rpc = false): Promise<{ ms: number; cpu: number }> {
+async function exeStart(exe: string, rpc = false, flags: string[] = []): Promise<{ ms: number; cpu: number }> {
   const gatewayPort = await freePort();
   const { child, started, cpu } = await timedStart(
     exe,
-    ['--port', '{port}', '--gateway-port', String(gatewayPort), '--no-cgroups'],
+    ['--port', '{port}', '--gateway-port', String(gatewayPort), '--no-cgroups', ...flags],
     (port) => `http://127.0.0.1:${port}${rpc ? '/process.Process/List' : '/health'}`,
     { SANDBOXD_ACCESS_TOKEN: '', SANDBOXD_GATEWAY_TOKEN: '' },
     rpc ? { body: '{}', status: 200 } : undefined,
@@ -225,25 +227,28 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
   // Interleaved (plain, SEA, ours to /health, ours to the first RPC, …) after one warm-up each, so that a machine
   // whose load changes during the figure (it is shared) weighs on all of them alike; one block after another did not.
   type Start = { ms: number; cpu: number };
-  const starts = { plain: [] as Start[], sea: [] as Start[], ours: [] as Start[], rpc: [] as Start[], envd: [] as Start[] };
+  const starts = { plain: [] as Start[], sea: [] as Start[], ours: [] as Start[], deployed: [] as Start[], rpc: [] as Start[], envd: [] as Start[] };
   let startFailure: unknown;
   const START = `executable: start to first \`/health\` (${version})`;
+  const START_DEPLOYED = `executable: start to first \`/health\` as Dockerfile.envd starts it (\`--host ::\`; ${version})`;
   const START_RPC = `executable: start to first RPC answered (Process/List sent from spawn on; ${version})`;
   const FIRST_RPC = 'executable: first RPC after start (Process/List; loads the envd RPC stack)';
   const IDLE = `executable: idle RSS (${version})`;
   const AFTER_LOAD = 'executable: RSS after a load (commands, 3 × 32 MiB up and down, listings, 100 concurrent runs)';
-  if (only(START) || only(START_RPC)) {
+  if (only(START) || only(START_DEPLOYED) || only(START_RPC)) {
     try {
       for (let i = -1; i < opts.runs; i++) {
         const plain = await bareStart(node, ['-e', BARE]);
         const sea = await bareStart(floorSea, []);
         const ours = await exeStart(exe);
+        const deployed = await exeStart(exe, false, ['--host', '::']);
         const rpc = await exeStart(exe, true);
         const envdStart = envd ? await bareStart(...envd) : undefined;
         if (i < 0) continue;
         starts.plain.push(plain);
         starts.sea.push(sea);
         starts.ours.push(ours);
+        starts.deployed.push(deployed);
         starts.rpc.push(rpc);
         if (envdStart !== undefined) starts.envd.push(envdStart);
       }
@@ -261,6 +266,13 @@ export async function executableFigures(figure: FigureFn, opts: { runs: number; 
     const vsEnvd = envd ? `; envd ${fmtMs(ms(starts.envd))}, ${(ours / ms(starts.envd)).toFixed(2)}×` : '';
     const cpus = `CPU to it ${fmtMs(cpu(starts.ours))} vs ${fmtMs(cpu(starts.plain))} plain, ${(cpu(starts.ours) / cpu(starts.plain)).toFixed(2)}×`;
     return { value: `${fmtMs(ours)} (floor ${fmtMs(plain)}; SEA floor ${fmtMs(sea)}, ${(ours / sea).toFixed(2)}×${vsEnvd}; ${cpus})`, ratio, holds: ratio <= 1.2 };
+  });
+
+  if (only(START_DEPLOYED)) await figure(START_DEPLOYED, 'the same bare server, same runs', '≤ 1.2×', async () => {
+    if (startFailure) throw startFailure;
+    const [plain, deployed] = [ms(starts.plain), ms(starts.deployed)];
+    const cpus = `CPU to it ${fmtMs(cpu(starts.deployed))} vs ${fmtMs(cpu(starts.plain))} plain, ${(cpu(starts.deployed) / cpu(starts.plain)).toFixed(2)}×`;
+    return { value: `${fmtMs(deployed)} (floor ${fmtMs(plain)}; ${cpus})`, ratio: deployed / plain, holds: deployed / plain <= 1.2 };
   });
 
   if (only(START_RPC)) await figure(START_RPC, 'the bare server\'s first `/health`, same runs', '—', async () => {
