@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import anyio
 import httpx
@@ -51,6 +51,15 @@ def log_records(daemon: Daemon, msg: str) -> list[dict[str, Any]]:
     return records
 
 
+async def wait_for_records(daemon: Daemon, msg: str, where: Callable[[dict[str, Any]], bool], seconds: float = 10) -> list[dict[str, Any]]:
+    """The `msg` records that match, once there is one. The daemon writes its log lines asynchronously and
+    the suite reads them on a thread, so a line can trail the response that followed it by a few ms."""
+    with anyio.fail_after(seconds):
+        while not (found := [r for r in log_records(daemon, msg) if where(r)]):
+            await anyio.sleep(0.01)
+    return found
+
+
 @pytest.fixture
 async def everything(daemon: Daemon) -> AsyncIterator[str]:
     register(daemon, "ev")
@@ -59,14 +68,20 @@ async def everything(daemon: Daemon) -> AsyncIterator[str]:
 
 
 async def test_one_session_serves_many_calls(daemon: Daemon, everything: str) -> None:
-    opened = len(log_records(daemon, "mcp session opened"))
+    before = {r["mcpSession"] for r in log_records(daemon, "mcp session opened")}
     async with Client(everything) as client:
         for i in range(20):
             result = await client.call_tool("ev__echo", {"message": f"py{i}"})
             assert [c.text for c in result.content if isinstance(c, types.TextContent)] == [f"Echo: py{i}"]
-    assert len(log_records(daemon, "mcp session opened")) == opened + 1
-    # Leaving the client ends its session on the gateway (DELETE).
-    assert log_records(daemon, "mcp session closed")[-1]["why"] == "ended by the client"
+    opened = await wait_for_records(daemon, "mcp session opened", lambda r: r["mcpSession"] not in before)
+    assert len(opened) == 1
+    session = opened[0]["mcpSession"]
+    # Leaving the client ends its session on the gateway (DELETE): the id is served no more, and the log
+    # says who ended it.
+    r = httpx.post(everything, headers={"mcp-session-id": session, "accept": "application/json, text/event-stream"}, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=10)
+    assert r.status_code == 404, r.text
+    closed = await wait_for_records(daemon, "mcp session closed", lambda r: r["mcpSession"] == session)
+    assert [c["why"] for c in closed] == ["ended by the client"]
 
 
 async def test_a_registration_pushes_tools_list_changed(daemon: Daemon, everything: str) -> None:
