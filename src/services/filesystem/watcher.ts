@@ -257,6 +257,7 @@ export class DirectoryWatcher {
       }
       // Changes of a watched directory itself: its parent reports them, if watched (as with fs.watch).
       if (name === '') continue;
+      if (this.queue.length === 0 && !this.draining && this.judgeNow(dir, name, mask)) continue;
       this.queue.push({ dir, kind: 'native', name, batch: 0, mask });
     }
     if (whole < events.length) return this.fail(new Error(`reading inotify failed (errno ${String(events[whole])})`));
@@ -362,6 +363,30 @@ export class DirectoryWatcher {
       if (await lstatOf(nextPath, this.local.has(next.dir))) return this.emit(EventType.RENAME, full);
     }
     return this.emit(EventType.REMOVE, full);
+  }
+
+  /**
+   * Reports an event of the addon's reader at once when nothing is ahead of it and it needs nothing
+   * awaited (no entry info, no new directory to scan, no landing): most events. False: queue it.
+   */
+  private judgeNow(dir: string, name: string, mask: number): boolean {
+    if (this.opts.includeEntry) return false;
+    if (isDaemonTempName(name)) return true;
+    const full = dir === '/' ? '/' + name : dir + '/' + name;
+    let type: EventType;
+    if (mask & (IN.CREATE | IN.MOVED_TO)) {
+      if (this.landings.has(full) || (mask & IN.ISDIR && this.opts.recursive)) return false;
+      const seen = this.scanned.get(full);
+      if (seen !== undefined && Date.now() - seen < SCAN_DEDUP_MS) return true;
+      type = EventType.CREATE;
+    } else if (mask & (IN.MOVED_FROM | IN.DELETE)) {
+      if (mask & IN.ISDIR) this.dropTree(full);
+      type = mask & IN.MOVED_FROM ? EventType.RENAME : EventType.REMOVE;
+    } else if (mask & IN.MODIFY) type = EventType.WRITE;
+    else if (mask & IN.ATTRIB) type = EventType.CHMOD;
+    else return true;
+    this.opts.onEvent({ name: full.startsWith(this.prefix) ? full.slice(this.prefix.length) : path.relative(this.root, full), type });
+    return true;
   }
 
   /** An event of the addon's reader: its mask says what happened, as fsnotify reads it for envd. */
