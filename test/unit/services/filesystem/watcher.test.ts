@@ -77,6 +77,19 @@ describe.each([
     expect(await rec.next(1)).toEqual([['b.txt', T.REMOVE]]);
   });
 
+  it('reports a move out of the watched directory as envd does (RENAME) on the addon, as a REMOVE on fs.watch', async () => {
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'watcher-outside-'));
+    try {
+      writeFileSync(path.join(root, 'leaving.txt'), 'x');
+      await start(false);
+      renameSync(path.join(root, 'leaving.txt'), path.join(outside, 'gone.txt'));
+      // fs.watch reports only that the name went; without its other half in the same read, a remove.
+      expect(await rec.next(1)).toEqual([['leaving.txt', native ? T.RENAME : T.REMOVE]]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('sees only the top level unless recursive', async () => {
     mkdirSync(path.join(root, 'sub'));
     await start(false);
