@@ -42,7 +42,7 @@ function dropPageCache(file: string): void {
 }
 
 /** The Node inside `exe`, from its --version line, as packaging/runtime.mjs unpacked it. */
-function runtimeOf(exe: string): { version: string; node: string } {
+export function runtimeOf(exe: string): { version: string; node: string } {
   const out = spawnSync(exe, ['--version'], { encoding: 'utf8' }).stdout;
   const version = /\(Node (v[\d.]+)\)/.exec(out)?.[1];
   if (!version) throw new Error(`${exe} --version said '${out.trim()}'`);

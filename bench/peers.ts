@@ -20,6 +20,7 @@ import { Sandbox } from 'e2b';
 import { Process, ProcessConfigSchema } from '../src/gen/process/process_pb.js';
 import { freePort, ROOT, startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
 import { ensureUser } from '../test/integration/files-support.js';
+import { runtimeOf } from './executable.js';
 import { download, fmtBytes, fmtMs, median, MiB, now, postJson } from './lib.js';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -266,22 +267,77 @@ async function ptyEcho(sandbox: Sandbox, samples: number): Promise<number> {
   return median(lat);
 }
 
-/** Milliseconds from writing a file (directly, not through a daemon) to its watchDir event. */
-async function watchLatency(sandbox: Sandbox, dir: string, samples: number): Promise<number> {
+/**
+ * CPU time a process's threads have used so far, in ms: the scheduler's nanosecond run time of each
+ * (/proc/<pid>/task/<tid>/schedstat), else utime+stime from /proc/<pid>/stat (10 ms ticks, too coarse
+ * for a hundred events).
+ */
+function cpuMs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    if (ns > 0) return ns / 1e6;
+  } catch {
+    // no schedstat (or a thread went meanwhile): the ticks below
+  }
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/**
+ * The floor of the `watchDir` row: a bare `node:http` server in its own process (at the daemons'
+ * nice) that answers `WatchDir` in the Connect protocol as the SDK speaks it (JSON envelopes), with
+ * one `fs.watch` on the directory and, per inotify event, one envelope written straight to the
+ * response: no lstat, no event kinds judged, no Connect library. What Node's own path costs per event.
+ */
+async function startWatchFloor(): Promise<Side & { close(): Promise<void> }> {
+  const port = await freePort();
+  const server = `
+const http = require('node:http'), fs = require('node:fs');
+const envelope = (o) => { const b = Buffer.from(JSON.stringify(o)); const h = Buffer.alloc(5); h.writeUInt32BE(b.length, 1); return Buffer.concat([h, b]); };
+http.createServer((q, s) => {
+  if (q.method !== 'POST') return s.end('ok');
+  const chunks = [];
+  q.on('data', (c) => chunks.push(c));
+  q.on('end', () => {
+    const req = JSON.parse(Buffer.concat(chunks).subarray(5).toString());
+    s.writeHead(200, { 'content-type': 'application/connect+json' });
+    s.write(envelope({ start: {} }));
+    const w = fs.watch(req.path, (kind, name) => s.write(envelope({ filesystem: { name, type: kind === 'rename' ? 'EVENT_TYPE_CREATE' : 'EVENT_TYPE_WRITE' } })));
+    s.on('close', () => w.close());
+  });
+}).listen(${port}, '127.0.0.1');`;
+  // On the Node the daemon runs on: the single executable's own runtime when the bench runs that.
+  const node = process.env.SANDBOXD_EXECUTABLE ? runtimeOf(path.resolve(ROOT, process.env.SANDBOXD_EXECUTABLE)).node : process.env.SANDBOXD_NODE || process.execPath;
+  const [file, argv] = process.getuid?.() === 0 ? ['nice', ['-n', '-20', node, '-e', server]] : [node, ['-e', server]];
+  const child = spawn(file, argv, { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child, 'bare node:http watch server');
+  return { name: 'floor', url, pid: child.pid!, sandbox: await Sandbox.create({ debug: true, sandboxUrl: url }), close: () => stopChild(child) };
+}
+
+/**
+ * Milliseconds from writing a file (directly, not through a daemon) to its watchDir event (the median
+ * over `samples`), and the CPU time process `pid` spent over those samples.
+ */
+async function watchLatency(sandbox: Sandbox, dir: string, samples: number, pid: number): Promise<{ ms: number; cpu: number }> {
   mkdirSync(dir, { recursive: true });
   let waiter: ((name: string) => void) | undefined;
   const w = await sandbox.files.watchDir(dir, (e) => waiter?.(e.name), { user: 'root', timeoutMs: 0 });
   const lat: number[] = [];
+  let cpu = 0;
   for (let i = 0; i < samples + 2; i++) {
     const name = `w${i}.txt`;
     const got = new Promise<void>((resolve) => (waiter = (n) => n === name && resolve()));
+    if (i === 2) cpu = cpuMs(pid);
     const t = now();
     await writeFile(path.join(dir, name), 'x');
     await got;
     if (i >= 2) lat.push(now() - t);
   }
+  cpu = cpuMs(pid) - cpu;
   await w.stop();
-  return median(lat);
+  return { ms: median(lat), cpu };
 }
 
 interface Task {
@@ -296,6 +352,8 @@ interface Task {
   note?(): string | undefined;
   /** Run on freshly started daemons, so what the figures before it left in memory does not count. */
   fresh?: boolean;
+  /** A same-work floor, measured in the same rounds between the peer and sandboxd, printed as its own row. */
+  floor?: { figure: string; start(): Promise<Side & { close(): Promise<void> }> };
 }
 
 /** The envd-face figures, each measured on every side with the same client code. */
@@ -454,13 +512,30 @@ function envdTasks(work: string): Task[] {
     ...memoryPair(`${SMOKE ? 20 : 500} concurrent \`GET /files\` of a 4 KiB file`, (s) =>
       Promise.all(Array.from({ length: SMOKE ? 20 : 500 }, () => download(`${s.url}/files?path=${encodeURIComponent(small)}&username=root`))),
     ),
-    {
-      figure: '`watchDir` event latency',
-      kind: 'time',
-      rounds: SMOKE ? 1 : 5,
-      sample: (s) => watchLatency(s.sandbox, path.join(work, `watch-${s.name}-${Math.random().toString(36).slice(2)}`), SMOKE ? 3 : 20),
-    },
+    watchTask(work),
   ];
+}
+
+/** The `watchDir` row, its bare-Node floor, and each side's CPU per event (a note). */
+function watchTask(work: string): Task {
+  const samples = SMOKE ? 3 : 20;
+  const cpu = new Map<string, { ms: number; events: number }>();
+  return {
+    figure: '`watchDir` event latency',
+    kind: 'time',
+    rounds: SMOKE ? 1 : 5,
+    sample: async (s) => {
+      const got = await watchLatency(s.sandbox, path.join(work, `watch-${s.name}-${Math.random().toString(36).slice(2)}`), samples, s.pid);
+      const c = cpu.get(s.name) ?? { ms: 0, events: 0 };
+      cpu.set(s.name, { ms: c.ms + got.cpu, events: c.events + samples });
+      return got.ms;
+    },
+    note: () =>
+      `\`watchDir\`: CPU per event (run time of the serving process's threads over every round's timed events, the warm-up round included): ${[...cpu]
+        .map(([n, c]) => `${n} ${fmtMs(c.ms / c.events)}`)
+        .join(', ')}`,
+    floor: { figure: 'floor: the same `watchDir` events from a bare `node:http` server writing each `fs.watch` event straight to the response', start: startWatchFloor },
+  };
 }
 
 async function makeFile(p: string, size: number, random = false): Promise<void> {
@@ -515,12 +590,23 @@ export async function envdPeerFigures(work: string): Promise<PeerFigure[]> {
       }
       process.stderr.write(`bench: ${task.figure} (${sides.map((s) => s.name).join(' vs ')}) …\n`);
       try {
-        const medians = await interleave(sides, task.rounds ?? ROUNDS, task.sample, Math.min(WARMUP, task.warmup ?? 1));
+        const floor = await task.floor?.start();
+        let medians: number[];
+        try {
+          medians = await interleave(floor ? [...sides.slice(0, -1), floor, sides.at(-1)!] : sides, task.rounds ?? ROUNDS, task.sample, Math.min(WARMUP, task.warmup ?? 1));
+        } finally {
+          await floor?.close();
+        }
         const o = medians.at(-1)!;
         const t = bin ? medians[0] : undefined;
         const ratio = t === undefined ? undefined : task.kind === 'rate' ? o / t : t / o;
         out.push({ figure: task.figure, peer: 'envd', theirs: t, ours: o, kind: task.kind, ratio, note: skip ?? task.note?.() });
         process.stderr.write(`bench:   envd ${fmt(task.kind, t)}, sandboxd ${fmt(task.kind, o)}, ratio ${ratio?.toFixed(2) ?? '—'}\n`);
+        if (task.floor) {
+          const f = medians.at(-2)!;
+          out.push({ figure: task.floor.figure, peer: 'envd', theirs: f, ours: f, kind: task.kind, ratio: undefined });
+          process.stderr.write(`bench:   floor ${fmt(task.kind, f)}${task.note ? `; ${task.note()}` : ''}\n`);
+        }
       } catch (err) {
         out.push({ figure: task.figure, peer: 'envd', theirs: undefined, ours: undefined, kind: task.kind, ratio: undefined, error: (err as Error).message });
       }

@@ -57,3 +57,27 @@ export function spawn(
  * whether any memory was released.
  */
 export function trim(): boolean;
+
+/** An inotify instance (inotify.c): an fd polled on the loop, which never keeps the loop alive. */
+export type InotifyHandle = { readonly __inotify: unique symbol };
+
+/**
+ * Opens an inotify instance. `onEvents` runs on the loop once per read batch with the events
+ * flattened, four entries each: wd, mask (IN_* bits as the kernel wrote them), cookie (pairs
+ * IN_MOVED_FROM with IN_MOVED_TO), name ('' for an event on the watched directory itself). If
+ * reading fails the array ends with one more entry, -errno, and no events follow.
+ */
+export function inotifyOpen(onEvents: (events: (number | string)[]) => void): InotifyHandle;
+
+/**
+ * Watches a directory for what envd's fsnotify asks for (create, modify, attrib, delete, moves, the
+ * directory's own delete and move), IN_ONLYDIR; returns its wd. Throws an Error with `code`
+ * ('ENOSPC' at the watch limit, 'ENOENT', 'ENOTDIR', ...), `errno`, `syscall` and `path`.
+ */
+export function inotifyAdd(handle: InotifyHandle, path: string): number;
+
+/** Drops a watch (IN_IGNORED follows); one the kernel already dropped is no error. */
+export function inotifyRemove(handle: InotifyHandle, wd: number): void;
+
+/** Stops reading and closes the fd with all its watches; idempotent. */
+export function inotifyClose(handle: InotifyHandle): void;

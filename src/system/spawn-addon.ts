@@ -9,7 +9,7 @@ let loading: Promise<Exports> | undefined;
  * first use, never at the daemon's start. Rejects when the addon cannot load or lacks it; each caller
  * decides what that means.
  */
-export async function spawnAddonExport<K extends 'spawn' | 'trim'>(name: K): Promise<Exports[K]> {
+export async function spawnAddonExport<K extends keyof Exports>(name: K): Promise<Exports[K]> {
   loading ??= import('sandboxd-spawn') as Promise<Exports>;
   const mod = (await loading) as Partial<Exports> & { default?: Partial<Exports> };
   // A CommonJS addon: its exports are the namespace's own or its default's, by bundler and loader.

@@ -48,7 +48,13 @@ async function eventually(check: () => boolean): Promise<boolean> {
   return check();
 }
 
-describe('watching directories', () => {
+/** Every suite runs on both readers: the addon's inotify reader, and Node's fs.watch. */
+const READERS: [string, NodeJS.ProcessEnv][] = [
+  ["the addon's inotify reader", {}],
+  ['fs.watch', { SANDBOXD_NATIVE_WATCH: '0' }],
+];
+
+describe.each(READERS)('watching directories (%s)', (_reader, env) => {
   let daemon: RunningDaemon;
   let sandbox: Sandbox;
   let root: string;
@@ -56,7 +62,7 @@ describe('watching directories', () => {
 
   beforeAll(async () => {
     root = scratchDir('watch');
-    ({ daemon, sandbox } = await startSdkDaemon());
+    ({ daemon, sandbox } = await startSdkDaemon({ env }));
   });
   afterAll(async () => {
     await daemon?.stop();
@@ -253,13 +259,13 @@ describe('watching directories', () => {
  * The stream's events go straight to the response for the Connect protocol (JSON or binary, no
  * response compression) and through Connect otherwise: each way must give the same stream.
  */
-describe('watch streams in every wire format', () => {
+describe.each(READERS)('watch streams in every wire format (%s)', (_reader, env) => {
   let daemon: RunningDaemon;
   let root: string;
 
   beforeAll(async () => {
     root = scratchDir('watch-wire');
-    ({ daemon } = await startSdkDaemon());
+    ({ daemon } = await startSdkDaemon({ env }));
   });
   afterAll(async () => {
     await daemon?.stop();

@@ -34,6 +34,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "inotify.h"
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
@@ -770,5 +772,6 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, NULL, "sandboxd-spawn: could not export spawn");
     return NULL;
   }
+  if (inotify_exports(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -54,6 +54,7 @@ export async function startWatcher(
       recursive: req.recursive,
       includeEntry: req.includeEntry,
       users: fs.deps.users,
+      logger: fs.deps.logger,
       ...sink,
     });
     return { path, watcher };
@@ -74,7 +75,7 @@ export async function* watchDir(fs: FilesystemContext, req: WatchDirRequest, ctx
     onError: (err) => events.fail(err),
   });
   const log = fs.deps.logger.child({ watch: path, recursive: req.recursive });
-  log.debug({ directories: watcher.watchedDirectories }, 'watch started');
+  log.debug({ directories: watcher.watchedDirectories, native: watcher.nativeReader }, 'watch started');
   try {
     yield create(WatchDirResponseSchema, { event: { case: 'start', value: create(WatchDirResponse_StartEventSchema) } });
     const idleMs = keepaliveIntervalMs(ctx.requestHeader);

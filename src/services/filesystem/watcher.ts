@@ -3,12 +3,15 @@ import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EventType, type EntryInfo } from '../../gen/filesystem/filesystem_pb.js';
 import { entryInfo } from '../../system/entry.js';
+import type { Logger } from '../../log.js';
 import type { UserDb } from '../../system/users.js';
 import { isLocalFilesystemSync } from '../../system/xattrs.js';
+import { IN, nativeInotify, type InotifyHandle, type NativeInotify } from './native-inotify.js';
 import { isDaemonTempName, observeLandings } from './replace-hints.js';
 
 /**
- * Directory watching on Node's fs.watch (inotify), one watch per directory as fsnotify does.
+ * Directory watching on inotify, one watch per directory as fsnotify does: through our addon's reader
+ * (native-inotify.ts), which hands over each event's mask, or else through Node's fs.watch.
  *
  * Why not chokidar or `fs.watch({recursive: true})`: both put an inotify watch on every file and
  * stat the whole tree up front (measured on 20,000 files in 526 directories: chokidar 1.7 s,
@@ -20,6 +23,9 @@ import { isDaemonTempName, observeLandings } from './replace-hints.js';
  * - 'rename' and it is gone → RENAME when the next event of the same inotify read is a name that
  *   appeared (the other half of a move), else REMOVE;
  * - 'change' → CHMOD when only the inode changed (ctime after mtime, or a directory), else WRITE.
+ * The addon's reader needs none of that: its masks map one to one, as fsnotify maps them for envd
+ * (IN_CREATE/IN_MOVED_TO → CREATE, IN_MOVED_FROM → RENAME, IN_DELETE → REMOVE, IN_MODIFY → WRITE,
+ * IN_ATTRIB → CHMOD), so a move out of the tree is a RENAME, as envd has it (fs.watch: a REMOVE).
  * The daemon's own upload temporaries are hidden, and the rename that lands an upload is replaced
  * by the events its writer hands over (replace-hints.ts): what envd's in-place write shows.
  */
@@ -39,6 +45,8 @@ export interface DirectoryWatcherOptions {
   onEvent: (event: WatchEvent) => void;
   /** The watch cannot go on (e.g. the inotify watch limit was hit); no more events follow. */
   onError: (err: Error) => void;
+  /** Told once whether the addon's reader is used (see native-inotify.ts). */
+  logger?: Logger;
 }
 
 interface RawEvent {
@@ -49,13 +57,29 @@ interface RawEvent {
   batch: number;
   /** Set for a daemon write that landed here: the events to report, and whom to tell once done. */
   landing?: { types: readonly EventType[]; done: () => void };
+  /** The inotify mask, from the addon's reader (then `kind` is 'native'). */
+  mask?: number;
 }
 
 /** How long a name reported as created by a directory scan is not reported again. */
 const SCAN_DEDUP_MS = 2_000;
 
+/**
+ * Events judged or waiting to be judged, at most: beyond it the watch ends as fsnotify's does when the
+ * kernel's queue overflows (a burst faster than entry info can be read for it).
+ */
+const MAX_QUEUED = 16_384;
+const OVERFLOW = 'fsnotify: queue or buffer overflow';
+
+/** The kernel dropped the watch: the directory went (its parent reports that) or was unmounted. */
+const SELF_GONE = IN.DELETE_SELF | IN.MOVE_SELF | IN.IGNORED;
+
 export class DirectoryWatcher {
-  private readonly dirs = new Map<string, FSWatcher>();
+  /** Each watched directory: its fs.watch, or its watch descriptor on the addon's inotify fd. */
+  private readonly dirs = new Map<string, FSWatcher | number>();
+  private readonly byWd = new Map<number, string>();
+  private native: { api: NativeInotify; handle: InotifyHandle } | undefined;
+  private readonly prefix: string;
   /** Watched directories on local filesystems, whose events are judged with a synchronous lstat. */
   private readonly local = new Set<string>();
   private readonly queue: RawEvent[] = [];
@@ -73,12 +97,21 @@ export class DirectoryWatcher {
   private constructor(
     readonly root: string,
     private readonly opts: DirectoryWatcherOptions,
-  ) {}
+  ) {
+    this.prefix = root.endsWith('/') ? root : root + '/';
+  }
 
   /** Starts watching `root` (a directory); throws when even the root cannot be watched. */
   static async start(root: string, opts: DirectoryWatcherOptions): Promise<DirectoryWatcher> {
     const w = new DirectoryWatcher(root, opts);
-    w.addDir(root, true);
+    const api = await nativeInotify(opts.logger);
+    if (api) w.native = { api, handle: api.open((events) => w.rawNative(events)) };
+    try {
+      w.addDir(root, true);
+    } catch (err) {
+      w.close();
+      throw err;
+    }
     w.unobserve = observeLandings({
       expect: (target) => w.expectLanding(target),
       abandon: (target) => w.forgetLanding(target),
@@ -93,21 +126,29 @@ export class DirectoryWatcher {
     return this.dirs.size;
   }
 
+  /** Whether the addon's reader (not fs.watch) delivers this watcher's events. */
+  get nativeReader(): boolean {
+    return this.native !== undefined;
+  }
+
   close(): void {
     this.closed = true;
     this.unobserve?.();
     for (const ev of this.queue) ev.landing?.done();
     this.queue.length = 0;
-    for (const w of this.dirs.values()) w.close();
+    for (const w of this.dirs.values()) if (typeof w !== 'number') w.close();
+    if (this.native) this.native.api.close(this.native.handle);
     this.dirs.clear();
+    this.byWd.clear();
     this.local.clear();
   }
 
   private addDir(dir: string, isRoot = false): void {
     if (this.closed || this.dirs.has(dir)) return;
-    let w: FSWatcher;
+    let w: FSWatcher | number;
     try {
-      w = watch(dir, { persistent: false }, (kind, name) => this.raw(dir, kind, name));
+      if (this.native) w = this.native.api.add(this.native.handle, dir);
+      else w = watch(dir, { persistent: false }, (kind, name) => this.raw(dir, kind, name));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (isRoot) throw err;
@@ -116,8 +157,12 @@ export class DirectoryWatcher {
       this.fail(new Error(`error adding path ${dir} to watcher: ${(err as Error).message}`));
       return;
     }
-    w.on('error', () => this.dropTree(dir));
     this.dirs.set(dir, w);
+    if (typeof w === 'number') {
+      this.byWd.set(w, dir);
+      return;
+    }
+    w.on('error', () => this.dropTree(dir));
     if (isLocalFilesystemSync(dir)) this.local.add(dir);
   }
 
@@ -179,7 +224,11 @@ export class DirectoryWatcher {
   private dropTree(dir: string): void {
     for (const [d, w] of this.dirs) {
       if (d === dir || d.startsWith(dir + '/')) {
-        w.close();
+        if (typeof w !== 'number') w.close();
+        else if (this.byWd.get(w) === d) {
+          this.byWd.delete(w);
+          this.native?.api.remove(this.native.handle, w);
+        }
         this.dirs.delete(d);
         this.local.delete(d);
       }
@@ -192,6 +241,30 @@ export class DirectoryWatcher {
     this.opts.onError(err);
   }
 
+  /** One read of the addon's inotify fd: wd, mask, cookie, name per event (native-inotify.ts). */
+  private rawNative(events: (number | string)[]): void {
+    if (this.closed) return;
+    const whole = events.length - (events.length % 4);
+    for (let i = 0; i < whole; i += 4) {
+      const mask = events[i + 1] as number;
+      if (mask & IN.Q_OVERFLOW) return this.fail(new Error(OVERFLOW));
+      const dir = this.byWd.get(events[i] as number);
+      if (dir === undefined) continue;
+      const name = events[i + 3] as string;
+      if (mask & SELF_GONE) {
+        if (name === '') this.dropTree(dir);
+        continue;
+      }
+      // Changes of a watched directory itself: its parent reports them, if watched (as with fs.watch).
+      if (name === '') continue;
+      if (this.queue.length === 0 && !this.draining && this.judgeNow(dir, name, mask)) continue;
+      this.queue.push({ dir, kind: 'native', name, batch: 0, mask });
+    }
+    if (whole < events.length) return this.fail(new Error(`reading inotify failed (errno ${String(events[whole])})`));
+    if (this.queue.length > MAX_QUEUED) return this.fail(new Error(OVERFLOW));
+    this.kick();
+  }
+
   private raw(dir: string, kind: string, name: string | Buffer | null): void {
     if (this.closed || name === null) return;
     if (!this.batchOpen) {
@@ -200,6 +273,7 @@ export class DirectoryWatcher {
       setImmediate(() => (this.batchOpen = false));
     }
     this.queue.push({ dir, kind, name: name.toString(), batch: this.batch });
+    if (this.queue.length > MAX_QUEUED) return this.fail(new Error(OVERFLOW));
     this.kick();
   }
 
@@ -230,13 +304,15 @@ export class DirectoryWatcher {
     if (ev.landing) {
       try {
         for (const type of ev.landing.types) await this.emit(type, full);
-        const st = await lstatOf(full, this.local.has(ev.dir));
+        // Only fs.watch's 'change' needs the landed mtime to tell a chmod from a write.
+        const st = this.native ? undefined : await lstatOf(full, this.local.has(ev.dir));
         if (st) this.rememberLandedMtime(full, st.mtimeNs);
       } finally {
         ev.landing.done();
       }
       return;
     }
+    if (ev.mask !== undefined) return this.handleMask(ev.mask, full);
     if (ev.kind === 'rename' && this.landings.has(full)) {
       // The rename of a daemon write: its hand-over reports it.
       this.forgetLanding(full);
@@ -289,9 +365,58 @@ export class DirectoryWatcher {
     return this.emit(EventType.REMOVE, full);
   }
 
+  /**
+   * Reports an event of the addon's reader at once when nothing is ahead of it and it needs nothing
+   * awaited (no entry info, no new directory to scan, no landing): most events. False: queue it.
+   */
+  private judgeNow(dir: string, name: string, mask: number): boolean {
+    if (this.opts.includeEntry) return false;
+    if (isDaemonTempName(name)) return true;
+    const full = dir === '/' ? '/' + name : dir + '/' + name;
+    let type: EventType;
+    if (mask & (IN.CREATE | IN.MOVED_TO)) {
+      if (this.landings.has(full) || (mask & IN.ISDIR && this.opts.recursive)) return false;
+      const seen = this.scanned.get(full);
+      if (seen !== undefined && Date.now() - seen < SCAN_DEDUP_MS) return true;
+      type = EventType.CREATE;
+    } else if (mask & (IN.MOVED_FROM | IN.DELETE)) {
+      if (mask & IN.ISDIR) this.dropTree(full);
+      type = mask & IN.MOVED_FROM ? EventType.RENAME : EventType.REMOVE;
+    } else if (mask & IN.MODIFY) type = EventType.WRITE;
+    else if (mask & IN.ATTRIB) type = EventType.CHMOD;
+    else return true;
+    this.opts.onEvent({ name: full.startsWith(this.prefix) ? full.slice(this.prefix.length) : path.relative(this.root, full), type });
+    return true;
+  }
+
+  /** An event of the addon's reader: its mask says what happened, as fsnotify reads it for envd. */
+  private async handleMask(mask: number, full: string): Promise<void> {
+    if (mask & (IN.CREATE | IN.MOVED_TO)) {
+      if (this.landings.has(full)) {
+        // The rename of a daemon write: its hand-over reports it.
+        this.forgetLanding(full);
+        return;
+      }
+      const seen = this.scanned.get(full);
+      if (seen !== undefined && Date.now() - seen < SCAN_DEDUP_MS) return;
+      await this.emit(EventType.CREATE, full);
+      if (mask & IN.ISDIR && this.opts.recursive) {
+        this.addDir(full);
+        await this.scan(full, true);
+      }
+      return;
+    }
+    if (mask & (IN.MOVED_FROM | IN.DELETE)) {
+      if (mask & IN.ISDIR) this.dropTree(full);
+      return this.emit(mask & IN.MOVED_FROM ? EventType.RENAME : EventType.REMOVE, full);
+    }
+    if (mask & IN.MODIFY) return this.emit(EventType.WRITE, full);
+    if (mask & IN.ATTRIB) return this.emit(EventType.CHMOD, full);
+  }
+
   private async emit(type: EventType, full: string): Promise<void> {
     if (this.closed) return;
-    const event: WatchEvent = { name: path.relative(this.root, full), type };
+    const event: WatchEvent = { name: full.startsWith(this.prefix) ? full.slice(this.prefix.length) : path.relative(this.root, full), type };
     if (this.opts.includeEntry && (type === EventType.CREATE || type === EventType.WRITE || type === EventType.CHMOD)) {
       event.entry = await entryInfo(full, this.opts.users).catch(() => undefined);
       if (this.closed) return;

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventType, FileType } from '../../../../src/gen/filesystem/filesystem_pb.js';
 import { writeFileAtomically } from '../../../../src/services/filesystem/atomic-write.js';
+import { NATIVE_WATCH_ENV } from '../../../../src/services/filesystem/native-inotify.js';
 import { DirectoryWatcher, type WatchEvent } from '../../../../src/services/filesystem/watcher.js';
 import { UserDb } from '../../../../src/system/users.js';
 
@@ -28,23 +29,31 @@ class Recorder {
   }
 }
 
-describe('DirectoryWatcher', () => {
+// Every test runs on both readers: the addon's inotify reader and Node's fs.watch (SANDBOXD_NATIVE_WATCH=0).
+describe.each([
+  ['the addon', true],
+  ['fs.watch', false],
+])('DirectoryWatcher on %s', (_reader, native) => {
   let root: string;
   let watcher: DirectoryWatcher | undefined;
   let rec: Recorder;
   const users = new UserDb();
   const start = async (recursive: boolean, includeEntry = false): Promise<DirectoryWatcher> => {
     watcher = await DirectoryWatcher.start(root, { recursive, includeEntry, users, onEvent: rec.onEvent, onError: (err) => rec.onEvent({ name: `error: ${err.message}`, type: T.UNSPECIFIED }) });
+    expect(watcher.nativeReader).toBe(native);
     return watcher;
   };
 
   beforeEach(() => {
+    if (native) delete process.env[NATIVE_WATCH_ENV];
+    else process.env[NATIVE_WATCH_ENV] = '0';
     root = mkdtempSync(path.join(os.tmpdir(), 'watcher-'));
     rec = new Recorder();
   });
   afterEach(() => {
     watcher?.close();
     watcher = undefined;
+    delete process.env[NATIVE_WATCH_ENV];
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -66,6 +75,19 @@ describe('DirectoryWatcher', () => {
     ]);
     rmSync(path.join(root, 'b.txt'));
     expect(await rec.next(1)).toEqual([['b.txt', T.REMOVE]]);
+  });
+
+  it('reports a move out of the watched directory as envd does (RENAME) on the addon, as a REMOVE on fs.watch', async () => {
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'watcher-outside-'));
+    try {
+      writeFileSync(path.join(root, 'leaving.txt'), 'x');
+      await start(false);
+      renameSync(path.join(root, 'leaving.txt'), path.join(outside, 'gone.txt'));
+      // fs.watch reports only that the name went; without its other half in the same read, a remove.
+      expect(await rec.next(1)).toEqual([['leaving.txt', native ? T.RENAME : T.REMOVE]]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('sees only the top level unless recursive', async () => {
