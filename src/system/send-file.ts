@@ -141,7 +141,7 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
       if (!err) {
         res.end();
         resolve(false);
-      } else if (!gone && sent === 0 && (err.code === 'EINVAL' || err.code === 'ENOSYS')) {
+      } else if (!gone && sent === 0 && UNSUPPORTED.has(err.code ?? '')) {
         // A file sendfile cannot read (a filesystem without splice support): no body byte went yet.
         resolve(true);
       } else if (gone || err.code !== 'EOF') {
@@ -167,3 +167,5 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
 }
 
 const EMPTY = Buffer.alloc(0);
+/** sendfile's errors for a source it cannot read (no splice support, not seekable): the buffers can. */
+const UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);

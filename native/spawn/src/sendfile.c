@@ -52,9 +52,14 @@ struct transfer {
   bool cancelled, env_gone, poll_open;
 };
 
-static void free_transfer(struct transfer *t) {
+static void close_fds(struct transfer *t) {
   if (t->out_fd >= 0) close(t->out_fd);
   if (t->in_fd >= 0) close(t->in_fd);
+  t->out_fd = t->in_fd = -1;
+}
+
+static void free_transfer(struct transfer *t) {
+  close_fds(t);
   free(t);
 }
 
@@ -73,7 +78,11 @@ static void release(struct transfer *t) {
     if (t->async) napi_async_destroy(t->env, t->async);
   }
   if (t->poll_open) {
+    // uv_close takes the dup out of epoll at once, so the dups close now, before the JS callback runs
+    // (the client sees the connection end as soon as Node closes its own descriptor); the memory waits
+    // for the close callback.
     uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+    close_fds(t);
   } else {
     free_transfer(t);
   }
