@@ -103,9 +103,9 @@ async function bigFile(file: string, size: number): Promise<string> {
     const part = piece.subarray(0, Math.min(MiB, size - done));
     part[0] = done / MiB; // no two pieces alike
     hash.update(part);
-    if (!out.write(part)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(part)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
   return hash.digest('hex');
 }
 
