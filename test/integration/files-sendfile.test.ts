@@ -100,7 +100,7 @@ async function bigFile(file: string, size: number): Promise<string> {
   const out = createWriteStream(file);
   const piece = randomBytes(MiB);
   for (let done = 0; done < size; done += MiB) {
-    const part = piece.subarray(0, Math.min(MiB, size - done));
+    const part = Buffer.from(piece.subarray(0, Math.min(MiB, size - done)));
     part[0] = done / MiB; // no two pieces alike
     hash.update(part);
     if (!out.write(part)) await new Promise<void>((r) => out.once('drain', () => r()));
