@@ -117,9 +117,10 @@ function plainSocket(res: ServerResponse | Http2ServerResponse): { res: ServerRe
  */
 export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2ServerResponse, start: number, end: number): Promise<void> {
   const count = end - start + 1;
-  const target = count >= SENDFILE_MIN ? plainSocket(res) : undefined;
-  const send = target && (await kernelSendFile());
-  if (!target || !send || target.socket !== res.socket || target.socket.destroyed) return sendFileRange(fh, res, start, end);
+  const send = count >= SENDFILE_MIN && plainSocket(res) ? await kernelSendFile() : undefined;
+  // Looked at again after the wait: the socket may have gone or changed state meanwhile.
+  const target = send && plainSocket(res);
+  if (!send || !target) return sendFileRange(fh, res, start, end);
   const { socket, fd } = target;
   target.res.flushHeaders();
   // Nothing left in Node's buffer: libuv wrote the head at once, it is in the kernel. Else an empty
