@@ -287,17 +287,18 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   t->poll_open = true;
   t->poll.data = t;
   t->work.data = t;
+  bool h_owned = false;  // by the cancel function's finalizer
   if (napi_create_reference(env, args[4], 1, &t->callback) != napi_ok || napi_create_object(env, &resource) != napi_ok ||
       napi_create_string_utf8(env, "sandboxd:sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, resource, name, &t->async) != napi_ok ||
       napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, cancel, h, &fn) != napi_ok ||
-      napi_add_finalizer(env, fn, h, handle_finalize, NULL, NULL) != napi_ok ||
+      !(h_owned = napi_add_finalizer(env, fn, h, handle_finalize, NULL, NULL) == napi_ok) ||
       napi_add_env_cleanup_hook(env, env_cleanup, t) != napi_ok) {
-    // Only the failure of the finalizer or hook can leave h attached; the rest is undone here.
     if (t->callback) napi_delete_reference(env, t->callback);
     if (t->async) napi_async_destroy(env, t->async);
-    t->env_gone = true;  // nothing registered to remove
-    h->t = NULL;
+    t->async = NULL;
+    t->env_gone = true;  // no cleanup hook to remove, no callback to call
+    if (!h_owned) free(h);
     release(t);
     napi_throw_error(env, NULL, "sendfile: N-API call failed");
     return NULL;
