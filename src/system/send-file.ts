@@ -134,7 +134,7 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
     });
   });
   if (!flushed) return;
-  const unsupported = await new Promise<boolean>((resolve, reject) => {
+  const useBuffers = await new Promise<boolean>((resolve, reject) => {
     let gone = false;
     const onClose = (): void => {
       gone = true;
@@ -168,7 +168,7 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
     }
     res.once('close', onClose);
   });
-  if (unsupported) await sendFileRange(fh, res, start, end);
+  if (useBuffers) await sendFileRange(fh, res, start, end);
 }
 
 const EMPTY = Buffer.alloc(0);
