@@ -81,3 +81,20 @@ export function inotifyRemove(handle: InotifyHandle, wd: number): void;
 
 /** Stops reading and closes the fd with all its watches; idempotent. */
 export function inotifyClose(handle: InotifyHandle): void;
+
+/**
+ * Sends `count` bytes of `fileFd` from `offset` to the stream socket `socketFd` with sendfile(2)
+ * (native/spawn/src/sendfile.c). Both descriptors are dup()ed at the call, so the caller may close
+ * its own at any time; the socket must be non-blocking. Each call runs on the thread pool; while the
+ * socket is full the transfer waits on the loop for it to take more. `onDone` runs once, on the loop,
+ * with the bytes sent and an Error carrying `code` unless all went: 'EOF' when the file ended first,
+ * 'ECANCELED' after `cancel`, or the socket's ('EPIPE', 'ECONNRESET', ...). The returned function
+ * cancels; `onDone` may then run within that call. Bad arguments throw a TypeError at once.
+ */
+export function sendFile(
+  socketFd: number,
+  fileFd: number,
+  offset: number,
+  count: number,
+  onDone: (error: NodeJS.ErrnoException | undefined, sent: number) => void,
+): () => void;

@@ -9,7 +9,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ServiceDeps } from '../services/context.js';
 import { contentDisposition, sniffType, typeByExtension } from '../system/mime.js';
 import type { FaceEnv } from '../face.js';
-import { sendFileRange } from '../system/send-file.js';
+import { sendFileBody } from '../system/send-file.js';
 import { negotiateEncoding } from './encoding.js';
 import { HttpError } from './errors.js';
 import { filesAccess } from './files-access.js';
@@ -137,7 +137,7 @@ export function filesRoutes(deps: ServiceDeps): Hono<FaceEnv> {
     try {
       res.writeHead(status, headers);
       if (gzip) await pipeline(createReadStream('', { fd: fh, highWaterMark: READ_CHUNK, autoClose: false }), createGzip({ level: 1, chunkSize: 64 * 1024 }), res);
-      else await sendFileRange(fh, res, start, end);
+      else await sendFileBody(fh, res, start, end);
     } catch (err) {
       // The client went away mid-stream, or the file could not be read; nothing more can be sent.
       deps.logger.debug({ err, path: resolved }, 'download interrupted');

@@ -10,7 +10,7 @@ import type { FaceEnv } from '../face.js';
 import type { Logger } from '../log.js';
 import { WriteFailure, writeFileAtomically } from '../services/filesystem/atomic-write.js';
 import { permissionString } from '../system/entry.js';
-import { sendFileRange } from '../system/send-file.js';
+import { sendFileBody } from '../system/send-file.js';
 import { typeByExtension } from '../system/mime.js';
 import type { User } from '../system/users.js';
 import { jsonObjectBody, limitedBody, readLimitedBody, type Incoming } from './body.js';
@@ -200,7 +200,7 @@ export function filesRoutes(deps: FilesDeps): Hono<FaceEnv> {
     const res = c.env.outgoing;
     try {
       res.writeHead(status, headers);
-      await sendFileRange(fh, res, start, end);
+      await sendFileBody(fh, res, start, end);
     } catch (err) {
       deps.logger.debug({ err, path: file }, 'picod download interrupted');
     } finally {

@@ -1,6 +1,11 @@
 import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import type { sendFile as KernelSendFile } from 'sandboxd-spawn';
+import { spawnAddonExport } from './spawn-addon.js';
 
 /** Bytes per read(2) and write: few syscalls and callbacks per MiB. */
 const CHUNK = 1024 * 1024;
@@ -71,3 +76,101 @@ export function sendFileRange(fh: FileHandle, sink: Writable, start: number, end
     }
   })();
 }
+
+/** `SANDBOXD_SENDFILE=0` turns sendfile(2) off: every download goes through sendFileRange. */
+export const SENDFILE_ENV = 'SANDBOXD_SENDFILE';
+
+/**
+ * Bodies shorter than this go through sendFileRange. At 64 KiB + 1, 16 clients at once, sendfile took
+ * 340-450 µs of daemon CPU per request against 380-510 on the buffers (README, "Benchmarks against envd").
+ */
+export const SENDFILE_MIN = 64 * 1024;
+
+let kernel: Promise<typeof KernelSendFile | undefined> | undefined;
+
+/** The addon's sendFile, loaded on first use; undefined when turned off or when the addon cannot load. */
+function kernelSendFile(): Promise<typeof KernelSendFile | undefined> {
+  kernel ??= process.env[SENDFILE_ENV] === '0' ? Promise.resolve(undefined) : spawnAddonExport('sendFile').catch(() => undefined);
+  return kernel;
+}
+
+/**
+ * The descriptor of a response's own socket when the body may bypass Node: HTTP/1.1 over plain TCP or
+ * a Unix socket, attached, not corked. Undefined for HTTP/2 (frames) and TLS (the kernel would send
+ * cleartext), and for a response still queued behind a pipelined one.
+ */
+function plainSocket(res: ServerResponse | Http2ServerResponse): { res: ServerResponse; socket: Socket; fd: number } | undefined {
+  if ('stream' in res) return undefined;
+  const socket = res.socket;
+  if (!socket || socket.destroyed || 'encrypted' in socket || socket.writableCorked > 0) return undefined;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? { res, socket, fd } : undefined;
+}
+
+/**
+ * Sends bytes start..end (inclusive) of an open file as the body of `res`, whose head is written
+ * (writeHead with a Content-Length) and nothing else: with sendfile(2) on the socket when it can
+ * (plainSocket, the addon loaded, SENDFILE_MIN bytes or more), else with sendFileRange. The head
+ * leaves Node's buffers before the kernel sends the first body byte; `res.end()` after the last one
+ * keeps the connection for its next request. Resolves when the body is sent or the client is gone;
+ * rejects when the file could not be read to the end (the response is then destroyed).
+ */
+export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2ServerResponse, start: number, end: number): Promise<void> {
+  const count = end - start + 1;
+  const send = count >= SENDFILE_MIN && plainSocket(res) ? await kernelSendFile() : undefined;
+  // Looked at again after the wait: the socket may have gone or changed state meanwhile.
+  const target = send && plainSocket(res);
+  if (!send || !target) return sendFileRange(fh, res, start, end);
+  const { socket, fd } = target;
+  target.res.flushHeaders();
+  // Nothing left in Node's buffer: libuv wrote the head at once, it is in the kernel. Else an empty
+  // write's callback runs once every earlier write (the head) is.
+  const flushed = socket.writableLength === 0 || await new Promise<boolean>((resolve) => {
+    const onClose = (): void => resolve(false);
+    res.once('close', onClose);
+    socket.write(EMPTY, (err) => {
+      res.off('close', onClose);
+      resolve(!err && !socket.destroyed);
+    });
+  });
+  if (!flushed) return;
+  const useBuffers = await new Promise<boolean>((resolve, reject) => {
+    let gone = false;
+    const onClose = (): void => {
+      gone = true;
+      cancel();
+    };
+    let cancel = (): void => {};
+    const onDone = (err: NodeJS.ErrnoException | undefined, sent: number): void => {
+      res.off('close', onClose);
+      if (!err) {
+        res.end();
+        resolve(false);
+      } else if (!gone && sent === 0 && UNSUPPORTED.has(err.code ?? '')) {
+        // A file sendfile cannot read (a filesystem without splice support): no body byte went yet.
+        resolve(true);
+      } else if (gone || err.code !== 'EOF') {
+        // The client went away (EPIPE, ECONNRESET, or cancelled on close): nothing more to send.
+        res.destroy();
+        resolve(false);
+      } else {
+        // A short body must not pass for a whole one.
+        res.destroy();
+        reject(new Error(`file ended before byte ${end + 1}`));
+      }
+    };
+    try {
+      cancel = send(fd, fh.fd, start, count, onDone);
+    } catch {
+      // No descriptor to dup into (EMFILE): the old path still has its buffers to try with.
+      resolve(true);
+      return;
+    }
+    res.once('close', onClose);
+  });
+  if (useBuffers) await sendFileRange(fh, res, start, end);
+}
+
+const EMPTY = Buffer.alloc(0);
+/** sendfile's errors for a source it cannot read (no splice support, not seekable): the buffers can. */
+const UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);

@@ -5,7 +5,7 @@ type Exports = typeof SpawnAddon;
 let loading: Promise<Exports> | undefined;
 
 /**
- * One function of our addon (native/spawn: the native spawn, malloc_trim), which is loaded once, on
+ * One function of our addon (native/spawn: the native spawn, malloc_trim, sendfile), which is loaded once, on
  * first use, never at the daemon's start. Rejects when the addon cannot load or lacks it; each caller
  * decides what that means.
  */

@@ -757,6 +757,8 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_status sandboxd_sendfile_init(napi_env env, napi_value exports);  // sendfile.c
+
 NAPI_MODULE_INIT() {
   struct instance *inst = calloc(1, sizeof *inst);
   if (!inst || napi_set_instance_data(env, inst, NULL, NULL) != napi_ok || napi_add_env_cleanup_hook(env, instance_cleanup, inst) != napi_ok) {
@@ -768,7 +770,8 @@ NAPI_MODULE_INIT() {
   if (napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, spawn, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "spawn", fn) != napi_ok ||
       napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "trim", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "trim", fn) != napi_ok ||
+      sandboxd_sendfile_init(env, exports) != napi_ok) {
     napi_throw_error(env, NULL, "sandboxd-spawn: could not export spawn");
     return NULL;
   }
