@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -30,4 +30,20 @@ export function ensureUser(name = 'user'): { uid: number; gid: number; home: str
 /** A fresh scratch directory for one suite. */
 export function scratchDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `sandboxd-${prefix}-`));
+}
+
+/** inotify watches a process holds (one per watched directory), over all its inotify fds. */
+export function inotifyWatches(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
+      n += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('inotify wd')).length;
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return n;
 }

@@ -1,33 +1,17 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { EventType, Filesystem, type WatchDirResponse } from '../../src/gen/filesystem/filesystem_pb.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { scratchDir } from './files-support.js';
+import { inotifyWatches, scratchDir } from './files-support.js';
 
 /** Every suite runs on both readers: the addon's inotify reader, and Node's fs.watch. */
 const READERS: [string, NodeJS.ProcessEnv][] = [
   ["the addon's inotify reader", {}],
   ['fs.watch', { SANDBOXD_NATIVE_WATCH: '0' }],
 ];
-
-/** inotify watches the daemon holds (one per watched directory), over all its inotify fds. */
-function inotifyWatches(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
-      n += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('inotify wd')).length;
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  return n;
-}
 
 const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 

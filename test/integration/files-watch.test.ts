@@ -1,4 +1,4 @@
-import { chmodSync, readdirSync, readFileSync, readlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -8,7 +8,7 @@ import { FilesystemEventType, InvalidArgumentError, NotFoundError, type Filesyst
 import { EventType, Filesystem } from '../../src/gen/filesystem/filesystem_pb.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
 import { startSdkDaemon } from '../helpers/sdk.js';
-import { scratchDir } from './files-support.js';
+import { inotifyWatches, scratchDir } from './files-support.js';
 
 /** Resolves with the first event that matches, or rejects after 10 s. */
 function waitFor(events: FilesystemEvent[], match: (e: FilesystemEvent) => boolean): Promise<FilesystemEvent> {
@@ -22,22 +22,6 @@ function waitFor(events: FilesystemEvent[], match: (e: FilesystemEvent) => boole
     };
     check();
   });
-}
-
-/** inotify watches the daemon holds (one per watched directory). */
-function inotifyWatches(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
-      n += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('inotify wd')).length;
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  return n;
 }
 
 async function eventually(check: () => boolean): Promise<boolean> {
