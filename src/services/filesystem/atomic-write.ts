@@ -199,6 +199,32 @@ function readSmall(source: Readable, limit: number): Promise<{ chunks: Buffer[];
   });
 }
 
+/** Tries at a temporary name: a name someone else took first (EEXIST) is drawn again, at random. */
+const TEMP_TRIES = 3;
+
+/** A fresh temporary file beside `dest`, created exclusively (O_EXCL: never a link someone left there). */
+function openTempSync(dest: string, mode: number): { tmp: string; fd: number } {
+  for (let attempt = 1; ; attempt++) {
+    const tmp = tempPathFor(dest, attempt > 1);
+    try {
+      return { tmp, fd: openSync(tmp, 'wx', mode) };
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || attempt === TEMP_TRIES) throw tempOpenFailure(err);
+    }
+  }
+}
+
+async function openTemp(dest: string, mode: number): Promise<{ tmp: string; fh: FileHandle }> {
+  for (let attempt = 1; ; attempt++) {
+    const tmp = tempPathFor(dest, attempt > 1);
+    try {
+      return { tmp, fh: await open(tmp, 'wx', mode) };
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || attempt === TEMP_TRIES) throw tempOpenFailure(err);
+    }
+  }
+}
+
 /** Each step's failure, the same for the streamed and the synchronous writes. */
 function tempOpenFailure(err: unknown): WriteFailure {
   if (isNoSpace(err)) return new WriteFailure('no-space', `not enough inodes available: ${messageOf(err)}`);
@@ -226,13 +252,7 @@ function placingFailure(err: unknown): WriteFailure {
  * same steps, the same failures.
  */
 async function writeSmallViaTemp(dest: string, existing: Stats | undefined, chunks: Buffer[], opts: AtomicWriteOptions): Promise<void> {
-  const tmp = tempPathFor(dest);
-  let fd: number;
-  try {
-    fd = openSync(tmp, 'wx', opts.createMode ?? 0o666);
-  } catch (err) {
-    throw tempOpenFailure(err);
-  }
+  const { tmp, fd } = openTempSync(dest, opts.createMode ?? 0o666);
   let renamed = false;
   try {
     try {
@@ -281,13 +301,7 @@ function writeAllSync(fd: number, chunks: Buffer[]): number {
 }
 
 async function writeViaTemp(dest: string, existing: Stats | undefined, source: Readable, opts: AtomicWriteOptions, head: Buffer[] = []): Promise<void> {
-  const tmp = tempPathFor(dest);
-  let fh: FileHandle;
-  try {
-    fh = await open(tmp, 'wx', opts.createMode ?? 0o666);
-  } catch (err) {
-    throw tempOpenFailure(err);
-  }
+  const { tmp, fh } = await openTemp(dest, opts.createMode ?? 0o666);
   let renamed = false;
   try {
     try {

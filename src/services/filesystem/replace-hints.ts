@@ -18,9 +18,22 @@ import type { EventType } from '../../gen/filesystem/filesystem_pb.js';
 const TEMP_PREFIX = '.sandboxd-tmp-';
 const TEMP_PATTERN = /^\.sandboxd-tmp-[0-9a-f]{16}$/;
 
-/** A fresh temporary path in the same directory as `target` (so a rename is atomic). */
-export function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), TEMP_PREFIX + randomBytes(8).toString('hex'));
+// A random half per process and a counter: a name costs no call into OpenSSL (randomBytes per name
+// was 2–12 µs, the largest userland item of a small file's upload after the writes themselves).
+let tempSeed = randomBytes(4).toString('hex');
+let tempCount = 0;
+
+/**
+ * A fresh temporary path in the same directory as `target` (so a rename is atomic). `unguessable`
+ * draws a wholly random name: for a retry after EEXIST, in case someone made the next name first.
+ */
+export function tempPathFor(target: string, unguessable = false): string {
+  if (unguessable || tempCount > 0xffffffff) {
+    tempSeed = randomBytes(4).toString('hex');
+    tempCount = 0;
+  }
+  const name = TEMP_PREFIX + tempSeed + (tempCount++).toString(16).padStart(8, '0');
+  return path.join(path.dirname(target), unguessable ? TEMP_PREFIX + randomBytes(8).toString('hex') : name);
 }
 
 /** True for the names `tempPathFor` hands out. */

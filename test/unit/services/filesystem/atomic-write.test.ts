@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WriteFailure, writeFileAtomically, type AtomicWriteOptions } from '../../../../src/services/filesystem/atomic-write.js';
+import { isDaemonTempName, tempPathFor } from '../../../../src/services/filesystem/replace-hints.js';
 import { readMetadata } from '../../../../src/system/xattrs.js';
 
 const opts: AtomicWriteOptions = { uid: 0, gid: 0, metadata: {}, keepMode: true, reportAs: 'upload' };
@@ -131,5 +132,45 @@ describe('writeFileAtomically into a directory the request already found (small 
     symlinkSync(target, path.join(dir, 'link'));
     expect(await writeFileAtomically(path.join(dir, 'link'), text('new'), known())).toBe(target);
     expect(readFileSync(target, 'utf8')).toBe('new');
+  });
+});
+
+describe('temporary names', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'atomic-temp-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('are fresh each time, beside the target, and known to the watchers', () => {
+    const names = Array.from({ length: 1000 }, () => tempPathFor(path.join(dir, 'f')));
+    expect(new Set(names).size).toBe(1000);
+    for (const n of [...names, tempPathFor(path.join(dir, 'f'), true)]) {
+      expect(path.dirname(n)).toBe(dir);
+      expect(isDaemonTempName(n)).toBe(true);
+    }
+  });
+
+  /** The name the next tempPathFor would give: the same random half, the counter one on. */
+  const nextName = (): string => {
+    const seen = path.basename(tempPathFor(path.join(dir, 'x')));
+    return seen.slice(0, -8) + (parseInt(seen.slice(-8), 16) + 1).toString(16).padStart(8, '0');
+  };
+
+  it('a name taken first (here a planted symlink) is drawn again: the upload lands, the link is left alone', async () => {
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'untouched');
+    for (const [name, o] of [
+      ['small', { ...opts, knownDirs: new Set([dir]) }],
+      ['streamed', opts],
+    ] as const) {
+      const planted = path.join(dir, nextName());
+      symlinkSync(victim, planted);
+      await writeFileAtomically(path.join(dir, name), text(name), o);
+      expect(readFileSync(path.join(dir, name), 'utf8')).toBe(name);
+      expect(readFileSync(victim, 'utf8')).toBe('untouched');
+      rmSync(planted);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['small', 'streamed', 'victim']);
   });
 });
