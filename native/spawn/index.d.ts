@@ -98,3 +98,22 @@ export function sendFile(
   count: number,
   onDone: (error: NodeJS.ErrnoException | undefined, sent: number) => void,
 ): () => void;
+
+/**
+ * A small file's whole landing in one thread-pool hop (writefile.c): open(`tmp`, O_CREAT|O_EXCL,
+ * `createMode` before the umask), fchown(uid, gid), fchmod(`mode`) unless it is -1, write all of
+ * `chunks` (at most 1 MiB), rename over `dest`, close. `onDone` runs on the loop with undefined, or
+ * with an Error carrying `code` ('EEXIST', 'ENOSPC', ...; 'EOF' when a write took nothing), `errno`,
+ * `syscall` (the step that failed: 'open', 'fchown', 'fchmod', 'write' or 'rename') and `path`; after
+ * a failure past the open the temporary file is gone. Bad arguments throw a TypeError at once.
+ */
+export function writeSmallFile(
+  tmp: string,
+  dest: string,
+  uid: number,
+  gid: number,
+  mode: number,
+  createMode: number,
+  chunks: Buffer[],
+  onDone: (error: NodeJS.ErrnoException | undefined) => void,
+): void;

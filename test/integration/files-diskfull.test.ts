@@ -76,6 +76,29 @@ describe('a full disk', () => {
     expect(await sandbox.files.read(path.join(dir, 'old.txt'))).toBe('old content');
   });
 
+  it('answers 507 for a form replacing small files on a full disk: each file is whole, old or new, and no temporary file is left', async (ctx) => {
+    if (!wrap) return ctx.skip();
+    const over = path.join(dir, 'over');
+    const count = 24;
+    await sandbox.files.writeFiles(Array.from({ length: count }, (_, i) => ({ path: path.join(over, `f${i}.bin`), data: `old ${i}` })));
+    // Replacing files (the addon's one-hop write): 24 × 60 KiB do not fit in the 1 MiB disk.
+    const fresh = Array.from({ length: count }, () => randomBytes(60 * 1024));
+    await expect(sandbox.files.writeFiles(fresh.map((b, i) => ({ path: path.join(over, `f${i}.bin`), data: new Blob([b]) })))).rejects.toBeInstanceOf(
+      NotEnoughSpaceError,
+    );
+    const left = (await sandbox.files.list(over)).map((e) => e.name);
+    expect(left.filter((n) => n.startsWith('.sandboxd-tmp-'))).toEqual([]);
+    let replaced = 0;
+    for (let i = 0; i < count; i++) {
+      const now = Buffer.from(await sandbox.files.read(path.join(over, `f${i}.bin`), { format: 'bytes' }));
+      if (now.equals(fresh[i]!)) replaced++;
+      else expect(now.toString()).toBe(`old ${i}`);
+    }
+    expect(replaced).toBeGreaterThan(0);
+    expect(replaced).toBeLessThan(count);
+    await sandbox.files.remove(over);
+  });
+
   it('says how much was attempted, as envd does', async (ctx) => {
     if (!wrap) return ctx.skip();
     const body = big();

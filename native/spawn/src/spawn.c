@@ -758,6 +758,7 @@ static napi_value trim(napi_env env, napi_callback_info info) {
 }
 
 napi_status sandboxd_sendfile_init(napi_env env, napi_value exports);  // sendfile.c
+napi_status sandboxd_writefile_init(napi_env env, napi_value exports);  // writefile.c
 
 NAPI_MODULE_INIT() {
   struct instance *inst = calloc(1, sizeof *inst);
@@ -771,7 +772,7 @@ NAPI_MODULE_INIT() {
       napi_set_named_property(env, exports, "spawn", fn) != napi_ok ||
       napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "trim", fn) != napi_ok ||
-      sandboxd_sendfile_init(env, exports) != napi_ok) {
+      sandboxd_sendfile_init(env, exports) != napi_ok || sandboxd_writefile_init(env, exports) != napi_ok) {
     napi_throw_error(env, NULL, "sandboxd-spawn: could not export spawn");
     return NULL;
   }

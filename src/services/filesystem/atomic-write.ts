@@ -2,7 +2,9 @@ import { closeSync, fchmodSync, fchownSync, lstatSync, openSync, renameSync, rmS
 import { lstat, open, readlink, realpath, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { writeSmallFile as NativeWriteSmallFile } from 'sandboxd-spawn';
 import { EventType } from '../../gen/filesystem/filesystem_pb.js';
+import { spawnAddonExport } from '../../system/spawn-addon.js';
 import { isXattrUnsupported, onLocalFilesystem, readMetadata, readMetadataSync, replaceMetadata } from '../../system/xattrs.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, messageOf } from './errors.js';
@@ -120,8 +122,13 @@ export async function writeFileAtomically(target: string, source: Readable, opts
     return dest;
   }
   const head = local && Object.keys(opts.metadata).length === 0 ? await readSmall(source, SMALL_FILE_BYTES) : { chunks: [], complete: false };
-  if (head.complete) await writeSmallViaTemp(dest, existing, head.chunks, opts);
-  else await writeViaTemp(dest, existing, source, opts, head.chunks);
+  if (!head.complete) await writeViaTemp(dest, existing, source, opts, head.chunks);
+  else {
+    // Over an old file only: onto a new name every step is a few µs, cheaper on the loop than a hop.
+    const native = existing ? await nativeWriter() : undefined;
+    if (native) await writeSmallNative(native, dest, existing, head.chunks, opts);
+    else await writeSmallViaTemp(dest, existing, head.chunks, opts);
+  }
   return dest;
 }
 
@@ -285,6 +292,49 @@ async function writeSmallViaTemp(dest: string, existing: Stats | undefined, chun
     }
     if (!renamed) rmSync(tmp, { force: true });
   }
+}
+
+/** `SANDBOXD_NATIVE_WRITE=0` turns the addon's one-hop small write off: small files use the synchronous calls. */
+export const NATIVE_WRITE_ENV = 'SANDBOXD_NATIVE_WRITE';
+
+let nativeWriting: Promise<typeof NativeWriteSmallFile | undefined> | undefined;
+
+/** The addon's writeSmallFile, loaded on first use; undefined when turned off or when the addon cannot load. */
+function nativeWriter(): Promise<typeof NativeWriteSmallFile | undefined> {
+  if (process.env[NATIVE_WRITE_ENV] === '0') return Promise.resolve(undefined);
+  nativeWriting ??= spawnAddonExport('writeSmallFile').catch(() => undefined);
+  return nativeWriting;
+}
+
+/**
+ * writeSmallViaTemp in one thread-pool hop (the addon's writeSmallFile): open, fchown, fchmod, write,
+ * rename and close run on a pool thread, beside the parsing of the next parts, and the loop pays one
+ * completion instead of five syscalls, one of them a rename over an old file (100–200 µs on ext4).
+ * The same steps, the same failures.
+ */
+async function writeSmallNative(write: typeof NativeWriteSmallFile, dest: string, existing: Stats | undefined, chunks: Buffer[], opts: AtomicWriteOptions): Promise<void> {
+  const metadataChanged = existing !== undefined && Object.keys(readMetadataSync(dest)).length > 0;
+  const mode = existing && opts.keepMode ? existing.mode & 0o7777 : -1;
+  const landing = announceLanding(dest);
+  for (let attempt = 1; ; attempt++) {
+    const tmp = tempPathFor(dest, attempt > 1);
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => write(tmp, dest, opts.uid, opts.gid, mode, opts.createMode ?? 0o666, chunks, resolve));
+    if (!err) break;
+    if (err.syscall === 'open' && err.code === 'EEXIST' && attempt < TEMP_TRIES) continue;
+    landing.abandon();
+    switch (err.syscall) {
+      case 'open':
+        throw tempOpenFailure(err);
+      case 'fchown':
+      case 'fchmod':
+        throw ownershipFailure(err);
+      case 'write':
+        throw err.code === 'EOF' ? fileFull() : writeFailure(err);
+      default:
+        throw placingFailure(err);
+    }
+  }
+  await landing.landed(landingEvents(opts.reportAs, { existed: existing !== undefined, bytes: byteLength(chunks), metadataChanged }));
 }
 
 /** Writes all of `chunks` at the descriptor's offset; a short write is continued. */

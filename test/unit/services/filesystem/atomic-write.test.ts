@@ -2,8 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { WriteFailure, writeFileAtomically, type AtomicWriteOptions } from '../../../../src/services/filesystem/atomic-write.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { NATIVE_WRITE_ENV, WriteFailure, writeFileAtomically, type AtomicWriteOptions } from '../../../../src/services/filesystem/atomic-write.js';
 import { isDaemonTempName, tempPathFor } from '../../../../src/services/filesystem/replace-hints.js';
 import { readMetadata } from '../../../../src/system/xattrs.js';
 
@@ -76,14 +76,21 @@ describe('writeFileAtomically', () => {
   });
 });
 
-describe('writeFileAtomically into a directory the request already found (small files written synchronously)', () => {
+describe.each([
+  ['in one hop through the addon', undefined],
+  ['with synchronous calls', '0'],
+])('writeFileAtomically into a directory the request already found (small files written %s)', (_how, nativeWrite) => {
   let dir: string;
   let known: () => AtomicWriteOptions;
   beforeEach(() => {
+    if (nativeWrite) vi.stubEnv(NATIVE_WRITE_ENV, nativeWrite);
     dir = mkdtempSync(path.join(os.tmpdir(), 'atomic-known-'));
     known = () => ({ ...opts, knownDirs: new Set([dir]) });
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   /** A source that sends a few bytes and then fails, before the small-file limit. */
   const failingEarly = (): Readable =>
@@ -160,10 +167,12 @@ describe('temporary names', () => {
   it('a name taken first (here a planted symlink) is drawn again: the upload lands, the link is left alone', async () => {
     const victim = path.join(dir, 'victim');
     writeFileSync(victim, 'untouched');
-    for (const [name, o] of [
-      ['small', { ...opts, knownDirs: new Set([dir]) }],
-      ['streamed', opts],
+    for (const [name, o, nativeWrite] of [
+      ['small', { ...opts, knownDirs: new Set([dir]) }, undefined],
+      ['small-sync', { ...opts, knownDirs: new Set([dir]) }, '0'],
+      ['streamed', opts, undefined],
     ] as const) {
+      vi.stubEnv(NATIVE_WRITE_ENV, nativeWrite);
       const planted = path.join(dir, nextName());
       symlinkSync(victim, planted);
       await writeFileAtomically(path.join(dir, name), text(name), o);
@@ -171,6 +180,7 @@ describe('temporary names', () => {
       expect(readFileSync(victim, 'utf8')).toBe('untouched');
       rmSync(planted);
     }
-    expect(readdirSync(dir).sort()).toEqual(['small', 'streamed', 'victim']);
+    vi.unstubAllEnvs();
+    expect(readdirSync(dir).sort()).toEqual(['small', 'small-sync', 'streamed', 'victim']);
   });
 });
