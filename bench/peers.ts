@@ -78,6 +78,7 @@ async function interleave<S>(sides: S[], rounds: number, sample: (s: S) => Promi
   for (let i = 0; i < warmup; i++) for (const s of sides) await sample(s);
   const got = sides.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) for (const [i, s] of sides.entries()) got[i]!.push(await sample(s));
+  if (rounds > 1) process.stderr.write(`bench:   samples ${got.map((g) => g.map((v) => v.toPrecision(4)).join(' ')).join(' | ')}\n`);
   return got.map(median);
 }
 
@@ -340,6 +341,15 @@ async function watchLatency(sandbox: Sandbox, dir: string, samples: number, pid:
   return { ms: median(lat), cpu };
 }
 
+/** Writes SMALL_FILES small files into `dir` through the SDK, as one multipart request; ms. */
+function writeSmallFiles(s: Side, dir: string): Promise<number> {
+  const files = Array.from({ length: SMALL_FILES }, (_, i) => ({ path: path.join(dir, `f${i}.txt`), data: `file ${i}\n` }));
+  return timed(async () => {
+    const res = await s.sandbox.files.write(files, { user: 'root', requestTimeoutMs: 0 });
+    if (res.length !== SMALL_FILES) throw new Error(`wrote ${res.length} of ${SMALL_FILES} files`);
+  });
+}
+
 interface Task {
   figure: string;
   kind: Kind;
@@ -363,6 +373,8 @@ function envdTasks(work: string): Task[] {
   const many = path.join(work, 'many');
   const small = path.join(work, 'small.txt');
   const tree = path.join(work, 'tree');
+  /** Directories the new-files figure has used, per side. */
+  const fresh: Record<string, number> = {};
   const rate = (bytes: number, ms: number): number => bytes / (ms / 1000);
   const stdoutCmd = `head -c ${TRANSFER} /dev/zero`;
   const concurrent = (n: number): Task => ({
@@ -476,17 +488,21 @@ function envdTasks(work: string): Task[] {
       sample: (s) => ptyEcho(s.sandbox, SMOKE ? 3 : 30),
     },
     {
-      figure: `SDK \`files.write\` of ${SMALL_FILES.toLocaleString('en')} small files (one multipart request), wall`,
+      // Each sample into a directory of its own: every file is created.
+      figure: `SDK \`files.write\` of ${SMALL_FILES.toLocaleString('en')} new small files (one multipart request), wall`,
       kind: 'time',
-      rounds: SMOKE ? 1 : 2,
+      rounds: SMOKE ? 1 : 3,
       warmup: 0,
-      sample: (s) => {
-        const files = Array.from({ length: SMALL_FILES }, (_, i) => ({ path: path.join(tree, s.name, `f${i}.txt`), data: `file ${i}\n` }));
-        return timed(async () => {
-          const res = await s.sandbox.files.write(files, { user: 'root', requestTimeoutMs: 0 });
-          if (res.length !== SMALL_FILES) throw new Error(`wrote ${res.length} of ${SMALL_FILES} files`);
-        });
-      },
+      sample: (s) => writeSmallFiles(s, path.join(tree, s.name, `new${(fresh[s.name] = (fresh[s.name] ?? 0) + 1)}`)),
+    },
+    {
+      // The untimed warm-up creates them; every timed sample replaces each one (envd truncates it in
+      // place, sandboxd lands a new inode by rename: a cut upload never truncates the old file).
+      figure: `SDK \`files.write\` replacing ${SMALL_FILES.toLocaleString('en')} small files (one multipart request), wall`,
+      kind: 'time',
+      rounds: SMOKE ? 1 : 3,
+      warmup: 1,
+      sample: (s) => writeSmallFiles(s, path.join(tree, s.name, 'again')),
     },
     {
       figure: `SDK \`files.read\` of ${SMALL_FILES.toLocaleString('en')} small files (64 in flight), wall`,
