@@ -143,21 +143,11 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
     let cancel = (): void => {};
     const onDone = (err: NodeJS.ErrnoException | undefined, sent: number): void => {
       res.off('close', onClose);
-      if (!err) {
-        res.end();
-        resolve(false);
-      } else if (!gone && sent === 0 && UNSUPPORTED.has(err.code ?? '')) {
-        // A file sendfile cannot read (a filesystem without splice support): no body byte went yet.
-        resolve(true);
-      } else if (gone || err.code !== 'EOF') {
-        // The client went away (EPIPE, ECONNRESET, or cancelled on close): nothing more to send.
-        res.destroy();
-        resolve(false);
-      } else {
-        // A short body must not pass for a whole one.
-        res.destroy();
-        reject(new Error(`file ended before byte ${end + 1}`));
-      }
+      const outcome = sendFileOutcome(err, sent, gone);
+      if (outcome === 'sent') res.end();
+      else if (outcome !== 'buffers') res.destroy();
+      if (outcome === 'failed') reject(err!.code === 'EOF' ? new Error(`file ended before byte ${end + 1}`) : err);
+      else resolve(outcome === 'buffers');
     };
     try {
       cancel = send(fd, fh.fd, start, count, onDone);
@@ -174,3 +164,18 @@ export async function sendFileBody(fh: FileHandle, res: ServerResponse | Http2Se
 const EMPTY = Buffer.alloc(0);
 /** sendfile's errors for a source it cannot read (no splice support, not seekable): the buffers can. */
 const UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);
+/** sendfile's errors for a client that went away (or the call cancelled when the response closed). */
+const CLIENT_GONE = new Set(['EPIPE', 'ECONNRESET', 'ECANCELED', 'ENOTCONN', 'ESHUTDOWN', 'ETIMEDOUT']);
+
+/**
+ * What a finished sendFile call means: all sent; nothing sent from a file sendfile cannot read (the
+ * buffers try it); the client gone (nothing more to send, nothing to report); or the file failed
+ * mid-body (it ended early: 'EOF', or a read error such as EIO), which the caller reports; the
+ * response is cut then, as a short body must not pass for a whole one.
+ */
+export function sendFileOutcome(err: NodeJS.ErrnoException | undefined, sent: number, clientGone: boolean): 'sent' | 'buffers' | 'gone' | 'failed' {
+  if (!err) return 'sent';
+  if (clientGone || CLIENT_GONE.has(err.code ?? '')) return 'gone';
+  if (sent === 0 && UNSUPPORTED.has(err.code ?? '')) return 'buffers';
+  return 'failed';
+}

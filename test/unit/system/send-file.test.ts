@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sendFileRange } from '../../../src/system/send-file.js';
+import { sendFileOutcome, sendFileRange } from '../../../src/system/send-file.js';
 
 const MiB = 1024 * 1024;
 
@@ -87,5 +87,23 @@ describe('sendFileRange', () => {
     expect(sink.destroyed).toBe(true);
     expect(sink.writableFinished).toBe(false);
     await fh.close();
+  });
+});
+
+describe('sendFileOutcome', () => {
+  const err = (code: string): NodeJS.ErrnoException => Object.assign(new Error(code), { code });
+
+  it('tells a finished call, a file for the buffers, a client gone and a failed file apart', () => {
+    expect(sendFileOutcome(undefined, 1 << 20, false)).toBe('sent');
+    for (const code of ['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']) expect(sendFileOutcome(err(code), 0, false)).toBe('buffers');
+    for (const code of ['EPIPE', 'ECONNRESET', 'ECANCELED']) expect(sendFileOutcome(err(code), 4096, false)).toBe('gone');
+    // Whatever the error, once the response closed there is no one to tell.
+    expect(sendFileOutcome(err('EIO'), 4096, true)).toBe('gone');
+    // A file that ends early or cannot be read mid-body is reported, never passed off as a client gone.
+    expect(sendFileOutcome(err('EOF'), 4096, false)).toBe('failed');
+    expect(sendFileOutcome(err('EIO'), 4096, false)).toBe('failed');
+    expect(sendFileOutcome(err('EIO'), 0, false)).toBe('failed');
+    // Bytes already sent: the buffers cannot take over without repeating them.
+    expect(sendFileOutcome(err('EINVAL'), 4096, false)).toBe('failed');
   });
 });
