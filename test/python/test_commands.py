@@ -193,9 +193,18 @@ def test_timeout_ends_the_wait_and_the_process(sandbox: Sandbox, work_dir: str) 
         sandbox.commands.run(f"echo $$ > {marker}; exec sleep 30", timeout=1)
     pid = int(open(marker).read())
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+    while _running(pid):
         assert time.monotonic() < deadline, "the timed-out process is still running"
         time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie; one reaped while its stat is read is gone (ESRCH)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 async def test_timeout_async(asandbox: AsyncSandbox) -> None:
