@@ -24,6 +24,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "napi-args.h"
+
 // Bytes one work item sends at most before it hands the pool thread back (the socket may keep taking
 // bytes as fast as a local client reads them; fs calls of other requests wait behind this one).
 #define PER_WORK (2 * 1024 * 1024)
@@ -233,14 +235,8 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
   free(h);
 }
 
-static bool get_int64(napi_env env, napi_value v, int64_t *out) {
-  napi_valuetype type;
-  double d;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return false;
-  if (!(d >= 0 && d <= 9007199254740991.0) || d != (double)(int64_t)d) return false;
-  *out = (int64_t)d;
-  return true;
-}
+// A non-negative integer a double holds exactly.
+static bool get_int64(napi_env env, napi_value v, int64_t *out) { return sandboxd_get_int(env, v, 0, 9007199254740991, out); }
 
 /*
  * sendFile(socketFd, fileFd, offset, count, onDone) → cancel: see index.d.ts.

@@ -35,6 +35,7 @@
 #include <uv.h>
 
 #include "inotify.h"
+#include "napi-args.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -340,17 +341,6 @@ static char **string_vector(napi_env env, napi_value array, size_t lead, uint32_
 static int get_prop(napi_env env, napi_value obj, const char *name, napi_value *out, napi_valuetype *type) {
   if (napi_get_named_property(env, obj, name, out) != napi_ok) return -1;
   return napi_typeof(env, *out, type) == napi_ok ? 0 : -1;
-}
-
-static char *get_string(napi_env env, napi_value v) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
-  }
-  return s;
 }
 
 // An fd >= 3 and close-on-exec for the child's end of a pipe: the child's dup2 onto 0..2 must not
@@ -664,7 +654,7 @@ static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
   uint32_t argn = 0, envn = 0;
   const char *bad = NULL;
 
-  if (get_prop(env, opts, "file", &v, &t) || t != napi_string || !(r->file = get_string(env, v))) bad = "options.file must be a string";
+  if (get_prop(env, opts, "file", &v, &t) || t != napi_string || !(r->file = sandboxd_get_string(env, v, NULL))) bad = "options.file must be a string";
   else if (get_prop(env, opts, "argv", &v, &t) || !(r->argv = string_vector(env, v, 0, &argn)) || argn == 0) bad = "options.argv must be a non-empty array of strings";
   else if (get_prop(env, opts, "envp", &v, &t) || !(r->envp = string_vector(env, v, 0, &envn))) bad = "options.envp must be an array of strings";
   if (!bad) {
@@ -677,8 +667,8 @@ static napi_value spawn(napi_env env, napi_callback_info cbinfo) {
       for (uint32_t i = 1; i <= argn; i++) r->sh_argv[i + 1] = r->argv[i];
     }
   }
-  if (!bad && !get_prop(env, opts, "cwd", &v, &t) && t == napi_string && !(r->cwd = get_string(env, v))) bad = "options.cwd must be a string";
-  if (!bad && !get_prop(env, opts, "cgroupProcs", &v, &t) && t == napi_string && !(r->cgroup = get_string(env, v))) bad = "options.cgroupProcs must be a string";
+  if (!bad && !get_prop(env, opts, "cwd", &v, &t) && t == napi_string && !(r->cwd = sandboxd_get_string(env, v, NULL))) bad = "options.cwd must be a string";
+  if (!bad && !get_prop(env, opts, "cgroupProcs", &v, &t) && t == napi_string && !(r->cgroup = sandboxd_get_string(env, v, NULL))) bad = "options.cgroupProcs must be a string";
   if (!bad && !get_prop(env, opts, "oomScoreAdj", &v, &t) && t == napi_number) {
     int32_t n;
     napi_get_value_int32(env, v, &n);

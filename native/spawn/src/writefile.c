@@ -18,6 +18,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "napi-args.h"
+
 // Bytes taken at most: the JavaScript side sends only files that ended within 64 KiB.
 #define MAX_BYTES (1024 * 1024)
 
@@ -115,29 +117,15 @@ static void complete(napi_env env, napi_status status, void *data) {
   free_job(env, j);
 }
 
-static char *get_string(napi_env env, napi_value v) {
+// A path: a string without a NUL in it (one would name another file).
+static char *get_path(napi_env env, napi_value v) {
   size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
-  }
-  // A path with a NUL in it would name another file.
+  char *s = sandboxd_get_string(env, v, &len);
   if (s && strlen(s) != len) {
     free(s);
     return NULL;
   }
   return s;
-}
-
-static bool get_int(napi_env env, napi_value v, int64_t min, int64_t max, int64_t *out) {
-  napi_valuetype type;
-  double d;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return false;
-  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) return false;
-  *out = (int64_t)d;
-  return true;
 }
 
 // The chunks (an array of Buffers) copied into one allocation: the job must not hold JS memory.
@@ -188,9 +176,9 @@ static napi_value write_small_file(napi_env env, napi_callback_info info) {
   }
   napi_valuetype type = napi_undefined;
   if (argc == 8) napi_typeof(env, args[7], &type);
-  if (argc != 8 || !(j->tmp = get_string(env, args[0])) || !(j->dest = get_string(env, args[1])) ||
-      !get_int(env, args[2], 0, UINT32_MAX, &j->uid) || !get_int(env, args[3], 0, UINT32_MAX, &j->gid) ||
-      !get_int(env, args[4], -1, 07777, &j->mode) || !get_int(env, args[5], 0, 07777, &j->create_mode) || !get_chunks(env, args[6], j) ||
+  if (argc != 8 || !(j->tmp = get_path(env, args[0])) || !(j->dest = get_path(env, args[1])) ||
+      !sandboxd_get_int(env, args[2], 0, UINT32_MAX, &j->uid) || !sandboxd_get_int(env, args[3], 0, UINT32_MAX, &j->gid) ||
+      !sandboxd_get_int(env, args[4], -1, 07777, &j->mode) || !sandboxd_get_int(env, args[5], 0, 07777, &j->create_mode) || !get_chunks(env, args[6], j) ||
       type != napi_function) {
     free_job(env, j);
     napi_throw_type_error(env, NULL,
