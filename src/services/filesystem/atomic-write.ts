@@ -209,6 +209,9 @@ function readSmall(source: Readable, limit: number): Promise<{ chunks: Buffer[];
 /** Tries at a temporary name: a name someone else took first (EEXIST) is drawn again, at random. */
 const TEMP_TRIES = 3;
 
+/** Whether try `attempt` at a temporary name failed only because the name was taken, and another may be drawn. */
+const drawAgain = (err: unknown, attempt: number): boolean => errnoCode(err) === 'EEXIST' && attempt < TEMP_TRIES;
+
 /** A fresh temporary file beside `dest`, created exclusively (O_EXCL: never a link someone left there). */
 function openTempSync(dest: string, mode: number): { tmp: string; fd: number } {
   for (let attempt = 1; ; attempt++) {
@@ -216,7 +219,7 @@ function openTempSync(dest: string, mode: number): { tmp: string; fd: number } {
     try {
       return { tmp, fd: openSync(tmp, 'wx', mode) };
     } catch (err) {
-      if (errnoCode(err) !== 'EEXIST' || attempt === TEMP_TRIES) throw tempOpenFailure(err);
+      if (!drawAgain(err, attempt)) throw tempOpenFailure(err);
     }
   }
 }
@@ -227,7 +230,7 @@ async function openTemp(dest: string, mode: number): Promise<{ tmp: string; fh: 
     try {
       return { tmp, fh: await open(tmp, 'wx', mode) };
     } catch (err) {
-      if (errnoCode(err) !== 'EEXIST' || attempt === TEMP_TRIES) throw tempOpenFailure(err);
+      if (!drawAgain(err, attempt)) throw tempOpenFailure(err);
     }
   }
 }
@@ -320,7 +323,7 @@ async function writeSmallNative(write: typeof NativeWriteSmallFile, dest: string
     const tmp = tempPathFor(dest, attempt > 1);
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => write(tmp, dest, opts.uid, opts.gid, mode, opts.createMode ?? 0o666, chunks, resolve));
     if (!err) break;
-    if (err.syscall === 'open' && err.code === 'EEXIST' && attempt < TEMP_TRIES) continue;
+    if (err.syscall === 'open' && drawAgain(err, attempt)) continue;
     landing.abandon();
     switch (err.syscall) {
       case 'open':
