@@ -15,6 +15,7 @@ import type { ServiceDeps } from './services/context.js';
 import { filesystemService } from './services/filesystem/index.js';
 import { legacyFilesystemHandler, wantsLegacyAnswer } from './services/legacy.js';
 import { processService, processStartStream } from './services/process/index.js';
+import { unaryHandler } from './services/unary.js';
 import { sendJson } from './server.js';
 
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -38,14 +39,23 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
   const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
   const filesystem = filesystemService(deps);
   const legacyRpc = legacyFilesystemHandler(filesystem);
+  const processes = processService(deps);
   const startStream = processStartStream(deps, jsonOptions);
+  // The unary methods as the SDKs call them, past connect-node's pipeline (unary.ts); the rest is connect-node's.
+  const unary = unaryHandler(
+    [
+      [Filesystem, filesystem],
+      [Process, processes],
+    ],
+    jsonOptions,
+  );
   // The response of each RPC, for the streams that write their messages to it directly (direct-stream.ts).
   const responses = new WeakMap<object, Res>();
   const rpc = connectNodeAdapter({
     contextValues: (req) => createContextValues().set(nodeResponseKey, responses.get(req)),
     routes: (router) => {
       router.service(Filesystem, filesystem);
-      router.service(Process, processService(deps));
+      router.service(Process, processes);
     },
     jsonOptions,
     acceptCompression: ACCEPT_COMPRESSION,
@@ -60,7 +70,7 @@ export function envdRoutes(deps: ServiceDeps): NodeHandler {
     }
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (wantsLegacyAnswer(req.headers, pathname)) legacyRpc(req, res);
-    else if ('stream' in req || !startStream(req, res as http.ServerResponse)) {
+    else if ('stream' in req || !(startStream(req, res as http.ServerResponse) || unary(req, res as http.ServerResponse))) {
       responses.set(req, res as Res);
       rpc(req, res);
     }

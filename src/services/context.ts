@@ -10,3 +10,11 @@ export interface ServiceDeps {
   users: UserDb;
   logger: Logger;
 }
+
+/**
+ * What the unary RPCs read of their call: the request's headers. connect-node's HandlerContext is
+ * one; so is the call of the lean unary path (unary.ts).
+ */
+export interface RpcCall {
+  readonly requestHeader: { get(name: string): string | null };
+}

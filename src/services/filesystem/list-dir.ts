@@ -1,11 +1,12 @@
 import { lstat as lstatCb, lstatSync, type Stats } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { ListDirResponseSchema, type EntryInfo, type ListDirRequest, type ListDirResponse } from '../../gen/filesystem/filesystem_pb.js';
 import { buildEntryInfo, resolveLink } from '../../system/entry.js';
 import type { OwnerNames } from '../../system/users.js';
 import { readMetadata, readMetadataSync, onLocalFilesystem } from '../../system/xattrs.js';
+import type { RpcCall } from '../context.js';
 import type { FilesystemContext } from './context.js';
 import { errnoCode, wrapped } from './errors.js';
 import { currentMountPoints } from './mounts.js';
@@ -30,7 +31,7 @@ const SYNC_TUNING: SyncTuning = { batch: 64, slowBatchMs: 10 };
  * followed, but links inside the tree are listed, not descended into. Entries come in Go's WalkDir
  * order (pre-order, names by byte order) with paths under the path as requested.
  */
-export async function listDir(fs: FilesystemContext, req: ListDirRequest, ctx: HandlerContext, tuning = SYNC_TUNING): Promise<ListDirResponse> {
+export async function listDir(fs: FilesystemContext, req: ListDirRequest, ctx: RpcCall, tuning = SYNC_TUNING): Promise<ListDirResponse> {
   const depth = req.depth === 0 ? 1 : req.depth;
   const { path: dirPath } = fs.resolve(req.path, ctx);
   let resolved: string;

@@ -1,14 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { MakeDirResponseSchema, type MakeDirRequest, type MakeDirResponse } from '../../gen/filesystem/filesystem_pb.js';
 import { entryInfo } from '../../system/entry.js';
+import type { RpcCall } from '../context.js';
 import type { FilesystemContext } from './context.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, wrapped } from './errors.js';
 
 /** Creates a directory and its missing parents, owned by the request's user. */
-export async function makeDir(fs: FilesystemContext, req: MakeDirRequest, ctx: HandlerContext): Promise<MakeDirResponse> {
+export async function makeDir(fs: FilesystemContext, req: MakeDirRequest, ctx: RpcCall): Promise<MakeDirResponse> {
   const { user, path } = fs.resolve(req.path, ctx);
   const existing = await stat(path).catch((err: unknown) => {
     if (errnoCode(err) === 'ENOENT') return undefined;

@@ -1,15 +1,16 @@
 import { rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { Code, type HandlerContext } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { MoveResponseSchema, type MoveRequest, type MoveResponse } from '../../gen/filesystem/filesystem_pb.js';
 import { entryInfo } from '../../system/entry.js';
+import type { RpcCall } from '../context.js';
 import type { FilesystemContext } from './context.js';
 import { ensureDirs } from './ensure-dirs.js';
 import { errnoCode, wrapped } from './errors.js';
 
 /** Renames a file or directory; the destination's missing parents are created for the user, as envd does. */
-export async function move(fs: FilesystemContext, req: MoveRequest, ctx: HandlerContext): Promise<MoveResponse> {
+export async function move(fs: FilesystemContext, req: MoveRequest, ctx: RpcCall): Promise<MoveResponse> {
   const { user, path: source } = fs.resolve(req.source, ctx);
   const { path: destination } = fs.resolve(req.destination, ctx);
   try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import {
   CreateWatcherResponseSchema,
   GetWatcherEventsResponseSchema,
@@ -12,6 +12,7 @@ import {
   type RemoveWatcherRequest,
   type RemoveWatcherResponse,
 } from '../../gen/filesystem/filesystem_pb.js';
+import type { RpcCall } from '../context.js';
 import type { FilesystemContext } from './context.js';
 import { EventBuffer } from './event-buffer.js';
 import { wrapped } from './errors.js';
@@ -40,7 +41,7 @@ export class PollWatchers {
     return this.watchers.size;
   }
 
-  async create(req: CreateWatcherRequest, ctx: HandlerContext): Promise<CreateWatcherResponse> {
+  async create(req: CreateWatcherRequest, ctx: RpcCall): Promise<CreateWatcherResponse> {
     const events = new EventBuffer<WatchEvent>(POLL_EVENT_CAPACITY);
     const { path, watcher } = await startWatcher(this.fs, req, ctx, {
       onEvent: (e) => events.push(e),

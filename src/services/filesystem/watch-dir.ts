@@ -11,6 +11,7 @@ import {
   type WatchDirRequest,
   type WatchDirResponse,
 } from '../../gen/filesystem/filesystem_pb.js';
+import type { RpcCall } from '../context.js';
 import type { FilesystemContext } from './context.js';
 import { EventBuffer } from './event-buffer.js';
 import { wrapped } from './errors.js';
@@ -44,7 +45,7 @@ export function watchEventJson(e: WatchEvent): string | undefined {
 export async function startWatcher(
   fs: FilesystemContext,
   req: { path: string; recursive: boolean; includeEntry: boolean; allowNetworkMounts: boolean },
-  ctx: HandlerContext,
+  ctx: RpcCall,
   sink: { onEvent: (e: WatchEvent) => void; onError: (err: Error) => void },
 ): Promise<{ path: string; watcher: DirectoryWatcher }> {
   const { path } = fs.resolve(req.path, ctx);
