@@ -14,6 +14,7 @@ import {
 } from '@connectrpc/connect/protocol-connect';
 import { ACCEPT_COMPRESSION } from './compression.js';
 import type { RpcCall } from './context.js';
+import { header, identity, onBody } from './node-request.js';
 
 const LIMITS = validateReadWriteMaxBytes(undefined, undefined, undefined);
 
@@ -25,12 +26,6 @@ interface Route {
   output: DescMessage;
   impl: UnaryImpl;
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
-}
-
-/** A header as Headers.get answers it: Node joins repeated headers (and drops repeated singletons) alike. */
-function header(req: Req, name: string): string | null {
-  const v = req.headers[name];
-  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
 }
 
 /**
@@ -68,18 +63,11 @@ export function unaryHandler(
     const type = req.headers['content-type']?.toLowerCase();
     const binary = type === contentTypeUnaryProto;
     if (!binary && type !== contentTypeUnaryJson) return false;
-    const encoding = header(req, headerUnaryEncoding.toLowerCase());
-    if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return false;
+    if (!identity(header(req, headerUnaryEncoding.toLowerCase()))) return false;
     if (parseTimeout(header(req, 'connect-timeout-ms'), Number.MAX_SAFE_INTEGER).error) return false;
     const compression = compressionNegotiate(ACCEPT_COMPRESSION, null, header(req, headerUnaryAcceptEncoding.toLowerCase()), headerUnaryAcceptEncoding);
 
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-    });
-    req.once('end', () => void serve(req, res, route, binary, compression.response, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    onBody(req, (body) => void serve(req, res, route, binary, compression.response, body));
     return true;
   };
 

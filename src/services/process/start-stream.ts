@@ -20,6 +20,7 @@ import {
   parseTimeout,
 } from '@connectrpc/connect/protocol-connect';
 import { drained } from '../direct-stream.js';
+import { header, identity, onBody } from '../node-request.js';
 import { Process, type StartRequest, type StartResponse } from '../../gen/process/process_pb.js';
 import type { StartCall } from './start.js';
 
@@ -31,23 +32,12 @@ const NO_TRAILERS = new Headers();
 type Req = http.IncomingMessage;
 type Res = http.ServerResponse;
 
-/** A header as Headers.get answers it: Node joins repeated headers (and drops repeated singletons) alike. */
-function header(req: Req, name: string): string | null {
-  const v = req.headers[name];
-  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-}
-
-/** `identity` (or nothing): the request asks for no compression either way. */
-function identity(value: string | null): boolean {
-  return value === null || value.trim().toLowerCase() === 'identity';
-}
-
 /**
  * The one request message of a server stream, parsed by Connect's own serialization. A body that is
  * not one plain envelope goes through Connect's own envelope transforms, for its own errors.
  */
-async function requestMessage(chunks: Buffer[], size: number, parser: Serialization<StartRequest>): Promise<StartRequest> {
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+async function requestMessage(body: Buffer, parser: Serialization<StartRequest>): Promise<StartRequest> {
+  const size = body.length;
   if (size >= 5 && body[0] === 0 && body.readUInt32BE(1) === size - 5) return parser.parse(body.subarray(5));
   const it = pipe(
     createAsyncIterable([body]),
@@ -88,13 +78,7 @@ export function startStreamHandler(impl: StartImpl, jsonOptions: Partial<JsonRea
     const timeout = parseTimeout(header(req, 'connect-timeout-ms'), Number.MAX_SAFE_INTEGER);
     if (timeout.error) return false;
 
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-    });
-    req.once('end', () => void serve(req, res, binary, timeout.timeoutMs, requestMessage(chunks, size, serialization.getI(binary))));
+    onBody(req, (body) => void serve(req, res, binary, timeout.timeoutMs, requestMessage(body, serialization.getI(binary))));
     return true;
   };
 
