@@ -1,6 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -11,6 +10,7 @@ import { Process, SendInputRequestSchema, SendInputResponseSchema, type SendInpu
 import { ACCEPT_COMPRESSION } from '../../../src/services/compression.js';
 import type { RpcCall } from '../../../src/services/context.js';
 import { unaryHandler } from '../../../src/services/unary.js';
+import { LeanBesideConnect, type Answer } from './lean-support.js';
 
 const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
 
@@ -39,31 +39,8 @@ const filesystem = {
     create(ListDirResponseSchema, { entries: Array.from({ length: req.depth }, (_, i) => create(EntryInfoSchema, { name: `f${i}`, path: `/tmp/f${i}` })) }),
 };
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-let server: http.Server;
-let url: string;
-const served = { lean: 0, connect: 0 };
-
-function post(method: string, body: Buffer | string, headers: Record<string, string>, verb = 'POST'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/${method}`, { method: verb, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const { date: _date, connection: _c, 'keep-alive': _k, ...rest } = res.headers;
-        resolve({ status: res.statusCode!, headers: rest, body: Buffer.concat(chunks) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const both = new LeanBesideConnect();
+const post = (method: string, body: Buffer | string, headers: Record<string, string>, verb?: string) => both.post(method, body, headers, verb);
 
 const SDK_HEADERS = {
   authorization: `Basic ${Buffer.from('user:').toString('base64')}`,
@@ -72,16 +49,16 @@ const SDK_HEADERS = {
   'accept-encoding': 'gzip, deflate',
 };
 
-/**
- * The same request answered by the lean handler and, with a content type only connect-node takes
- * (`; charset=utf-8`, or for proto an `Accept-Encoding` naming no codec it has but that it ignores), by connect-node.
- */
-async function bothWays(method: string, body: Buffer | string, headers: Record<string, string> = SDK_HEADERS, type = 'application/json'): Promise<[Answer, Answer]> {
-  const before = { ...served };
-  const lean = await post(method, body, { ...headers, 'content-type': type });
-  const viaConnect = await post(method, body, { ...headers, 'content-type': `${type}; charset=utf-8` });
-  expect(served.lean - before.lean, 'requests the lean handler served').toBe(1);
-  expect(served.connect - before.connect, 'requests connect-node served').toBe(1);
+/** The same request answered by the lean handler and by connect-node (lean-support.ts). */
+const bothWays = (method: string, body: Buffer | string, headers: Record<string, string> = SDK_HEADERS, type = 'application/json') => both.bothWays(method, body, headers, type);
+
+/** A binary request answered by the lean handler and, sent gzipped (which only connect-node takes), by connect-node. */
+async function protoBothWays(body: Buffer): Promise<[Answer, Answer]> {
+  const before = { ...both.served };
+  const lean = await post('process.Process/SendInput', body, { ...SDK_HEADERS, 'content-type': 'application/proto' });
+  const viaConnect = await post('process.Process/SendInput', gzipSync(body), { ...SDK_HEADERS, 'content-type': 'application/proto', 'content-encoding': 'gzip' });
+  expect(both.served.lean - before.lean, 'requests the lean handler served').toBe(1);
+  expect(both.served.connect - before.connect, 'requests connect-node served').toBe(1);
   return [lean, viaConnect];
 }
 
@@ -103,20 +80,10 @@ beforeAll(async () => {
     jsonOptions,
     acceptCompression: ACCEPT_COMPRESSION,
   });
-  server = http.createServer((req, res) => {
-    if (lean(req, res)) served.lean++;
-    else {
-      served.connect++;
-      rpc(req, res);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await both.start(lean, rpc);
 });
 
-afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => both.close());
 
 describe('unary methods as the SDKs call them, served without connect-node', () => {
   it('answers SendInput byte for byte as connect-node does, and gives the call its request', async () => {
@@ -133,9 +100,7 @@ describe('unary methods as the SDKs call them, served without connect-node', () 
 
   it('answers a binary request byte for byte as connect-node does', async () => {
     const body = Buffer.from(toBinary(SendInputRequestSchema, create(SendInputRequestSchema, { process: { selector: { case: 'pid', value: 3 } } })));
-    const lean = await post('process.Process/SendInput', body, { ...SDK_HEADERS, 'content-type': 'application/proto' });
-    // connect-node alone takes it with a request encoding of identity spelled in capitals.
-    const viaConnect = await post('process.Process/SendInput', body, { ...SDK_HEADERS, 'content-type': 'application/proto', 'content-encoding': ' IDENTITY' });
+    const [lean, viaConnect] = await protoBothWays(body);
     expect(lean.status).toBe(200);
     expect(lean.headers['content-type']).toBe('application/proto');
     expect(lean).toEqual(viaConnect);
@@ -201,8 +166,7 @@ describe('unary methods as the SDKs call them, served without connect-node', () 
 
   it("answers a binary body that is not the message with connect-node's error", async () => {
     const body = Buffer.from([0x0a, 0xff, 0xff, 0xff]);
-    const lean = await post('process.Process/SendInput', body, { ...SDK_HEADERS, 'content-type': 'application/proto' });
-    const viaConnect = await post('process.Process/SendInput', body, { ...SDK_HEADERS, 'content-type': 'application/proto', 'content-encoding': ' IDENTITY' });
+    const [lean, viaConnect] = await protoBothWays(body);
     expect(lean.status).toBe(400);
     expect(lean).toEqual(viaConnect);
   });
@@ -215,7 +179,7 @@ describe('unary methods as the SDKs call them, served without connect-node', () 
 
   it('keeps serving after a client that leaves before its body ends', async () => {
     await new Promise<void>((resolve) => {
-      const req = http.request(`${url}/process.Process/SendInput`, { method: 'POST', headers: { ...SDK_HEADERS, 'content-type': 'application/json', 'content-length': '100' }, agent: false });
+      const req = http.request(`${both.url}/process.Process/SendInput`, { method: 'POST', headers: { ...SDK_HEADERS, 'content-type': 'application/json', 'content-length': '100' }, agent: false });
       req.on('error', () => resolve());
       req.on('close', () => resolve());
       req.write('{"process":');
@@ -239,9 +203,9 @@ describe('unary methods as the SDKs call them, served without connect-node', () 
       ['filesystem.Filesystem/Remove', { 'content-type': 'application/json' }],
     ];
     for (const [method, headers, verb] of others) {
-      const before = served.connect;
+      const before = both.served.connect;
       await post(method, input(42), { ...SDK_HEADERS, ...headers }, verb);
-      expect(served.connect, `${method} ${JSON.stringify(headers)}`).toBe(before + 1);
+      expect(both.served.connect, `${method} ${JSON.stringify(headers)}`).toBe(before + 1);
     }
   });
 });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -9,6 +8,7 @@ import { Process, StartRequestSchema, StartResponseSchema, type StartRequest, ty
 import { STRICT_TEXT_DECODER } from '../../../../src/api/json-body.js';
 import type { StartCall } from '../../../../src/services/process/start.js';
 import { startStreamHandler } from '../../../../src/services/process/start-stream.js';
+import { LeanBesideConnect, type Answer } from '../lean-support.js';
 
 const jsonOptions = { ignoreUnknownFields: true, textDecoder: STRICT_TEXT_DECODER };
 
@@ -55,62 +55,23 @@ const SDK_HEADERS = {
 };
 const json = (cmd: string) => envelope(JSON.stringify({ process: { cmd, args: ['-l', '-c', 'true'] }, stdin: false }));
 
-interface Answer {
-  status: number;
-  contentType: string | undefined;
-  body: Buffer;
-}
-
-let server: http.Server;
-let url: string;
-const served = { lean: 0, connect: 0 };
-
-function post(body: Buffer, headers: Record<string, string>): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/process.Process/Start`, { method: 'POST', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, contentType: res.headers['content-type'], body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The same request answered by the lean handler and, with a content type only connect-node takes, by connect-node. */
-async function bothWays(body: Buffer, headers: Record<string, string>, type = 'application/connect+json'): Promise<[Answer, Answer]> {
-  const before = { ...served };
-  const lean = await post(body, { ...headers, 'content-type': type });
-  const viaConnect = await post(body, { ...headers, 'content-type': `${type}; charset=utf-8` });
-  expect(served.lean - before.lean, 'requests the lean handler served').toBe(1);
-  expect(served.connect - before.connect, 'requests connect-node served').toBe(1);
-  return [lean, viaConnect];
-}
+const both = new LeanBesideConnect();
+const START = 'process.Process/Start';
+const post = (body: Buffer, headers: Record<string, string>) => both.post(START, body, headers);
+const bothWays = (body: Buffer, headers: Record<string, string>, type = 'application/connect+json') => both.bothWays(START, body, headers, type);
 
 beforeAll(async () => {
-  const lean = startStreamHandler(impl, jsonOptions);
   const rpc = connectNodeAdapter({ routes: (r) => r.service(Process, { start: impl }), jsonOptions });
-  server = http.createServer((req, res) => {
-    if (lean(req, res)) served.lean++;
-    else {
-      served.connect++;
-      rpc(req, res);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await both.start(startStreamHandler(impl, jsonOptions), rpc);
 });
 
-afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => both.close());
 
 describe('Start as the SDKs call it, served without connect-node', () => {
   it('answers a command byte for byte as connect-node does, in JSON', async () => {
     const [lean, viaConnect] = await bothWays(json('/bin/bash'), SDK_HEADERS);
     expect(lean.status).toBe(200);
-    expect(lean.contentType).toBe('application/connect+json');
+    expect(lean.headers['content-type']).toBe('application/connect+json');
     expect(lean.body.toString()).toContain('"pid":42');
     expect(lean).toEqual(viaConnect);
   });
@@ -120,8 +81,11 @@ describe('Start as the SDKs call it, served without connect-node', () => {
     const lean = await post(body, { ...SDK_HEADERS, 'content-type': 'application/connect+proto' });
     // connect-node alone takes the same request with a compression it may use but does not need here.
     const viaConnect = await post(body, { ...SDK_HEADERS, 'content-type': 'application/connect+proto', 'connect-accept-encoding': 'gzip' });
-    expect(lean.contentType).toBe('application/connect+proto');
-    expect(lean).toEqual(viaConnect);
+    expect(lean.headers['content-type']).toBe('application/connect+proto');
+    // connect-node announces the encoding it may use; its messages here are below the size it compresses.
+    const { 'connect-content-encoding': announced, ...headers } = viaConnect.headers;
+    expect(announced).toBe('gzip');
+    expect(lean).toEqual({ ...viaConnect, headers });
   });
 
   it('gives the call its headers, its deadline and a live signal', async () => {
@@ -175,7 +139,7 @@ describe('Start as the SDKs call it, served without connect-node', () => {
   });
 
   it("aborts the call's signal when the client goes away mid-stream", async () => {
-    const req = http.request(`${url}/process.Process/Start`, { method: 'POST', headers: { ...SDK_HEADERS, 'content-type': 'application/connect+json' }, agent: false });
+    const req = http.request(`${both.url}/${START}`, { method: 'POST', headers: { ...SDK_HEADERS, 'content-type': 'application/connect+json' }, agent: false });
     req.on('error', () => {});
     const started = new Promise<void>((resolve) => req.on('response', (res) => res.once('data', () => resolve())));
     req.end(json('wait'));
@@ -196,9 +160,9 @@ describe('Start as the SDKs call it, served without connect-node', () => {
       { 'content-type': 'application/json' },
     ];
     for (const headers of others) {
-      const before = served.connect;
+      const before = both.served.connect;
       await post(json('echo'), { ...SDK_HEADERS, ...headers });
-      expect(served.connect, JSON.stringify(headers)).toBe(before + 1);
+      expect(both.served.connect, JSON.stringify(headers)).toBe(before + 1);
     }
   });
 });
